@@ -1,0 +1,185 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"verifier/verify"
+)
+
+func mustOpen(tb testing.TB, path string) *Store {
+	tb.Helper()
+	s, err := Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+func pendingAt(expires time.Time) *verify.Pending {
+	return &verify.Pending{Secret: "JBSWY3DPEHPK3PXP", Digits: 6, SentAt: expires.Add(-time.Minute), ExpiresAt: expires}
+}
+
+func TestUpdateIsDurableAcrossReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v.db")
+	s := mustOpen(t, path)
+	ctx := context.Background()
+	err := s.Update(ctx, "+14155552671", func(r *verify.Record) error {
+		r.VerifiedAt = t0
+		r.Pending = pendingAt(t0.Add(time.Minute))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = mustOpen(t, path)
+	rec, err := s.Get(ctx, "+14155552671")
+	if err != nil || !rec.VerifiedAt.Equal(t0) || rec.Pending == nil || rec.Pending.Secret != "JBSWY3DPEHPK3PXP" {
+		t.Fatalf("after reopen: %+v, %v", rec, err)
+	}
+}
+
+func TestMissingNumberIsAZeroRecord(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "v.db"))
+	rec, err := s.Get(context.Background(), "+14155552671")
+	if err != nil || !rec.Empty() {
+		t.Fatalf("%+v, %v", rec, err)
+	}
+}
+
+func TestEmptyRecordIsDeletedAndExpiryIndexFollows(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "v.db"))
+	ctx := context.Background()
+	for i, exp := range []time.Duration{time.Minute, 2 * time.Minute, time.Hour} {
+		phone := fmt.Sprintf("+1415555267%d", i)
+		s.Update(ctx, phone, func(r *verify.Record) error { r.Pending = pendingAt(t0.Add(exp)); return nil })
+	}
+	got, _ := s.Expired(ctx, t0.Add(2*time.Minute), 10)
+	if fmt.Sprint(got) != "[+14155552670 +14155552671]" {
+		t.Fatalf("expired = %v", got)
+	}
+	// Moving a code's expiry moves its index entry.
+	s.Update(ctx, "+14155552670", func(r *verify.Record) error { r.Pending = pendingAt(t0.Add(3 * time.Hour)); return nil })
+	s.Update(ctx, "+14155552671", func(r *verify.Record) error { r.Pending = nil; return nil })
+	got, _ = s.Expired(ctx, t0.Add(2*time.Hour), 10)
+	if fmt.Sprint(got) != "[+14155552672]" {
+		t.Fatalf("expired after changes = %v", got)
+	}
+	if rec, _ := s.Get(ctx, "+14155552671"); !rec.Empty() {
+		t.Fatalf("empty record kept: %+v", rec)
+	}
+}
+
+func TestFunctionErrorWritesNothingAndSparesTheBatch(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "v.db"))
+	ctx := context.Background()
+	refuse := errors.New("refused")
+	var wg sync.WaitGroup
+	errs := make([]error, 100)
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Update(ctx, fmt.Sprintf("+1415555%04d", i), func(r *verify.Record) error {
+				if i%2 == 1 {
+					r.VerifiedAt = t0 // must not be kept
+					return refuse
+				}
+				r.VerifiedAt = t0
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		rec, _ := s.Get(ctx, fmt.Sprintf("+1415555%04d", i))
+		if i%2 == 1 && (!errors.Is(err, refuse) || !rec.Empty()) {
+			t.Fatalf("refused write %d: err %v, stored %+v", i, err, rec)
+		}
+		if i%2 == 0 && (err != nil || !rec.Verified()) {
+			t.Fatalf("write %d: err %v, stored %+v", i, err, rec)
+		}
+	}
+}
+
+func TestConcurrentUpdatesOfOneNumberAreSerialised(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "v.db"))
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.Update(ctx, "+14155552671", func(r *verify.Record) error {
+				if r.Pending == nil {
+					r.Pending = pendingAt(t0)
+				}
+				r.Pending.Attempts++
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	rec, _ := s.Get(ctx, "+14155552671")
+	if rec.Pending.Attempts != 200 {
+		t.Fatalf("attempts = %d, want 200: an update was lost", rec.Pending.Attempts)
+	}
+}
+
+func TestUnknownRecordVersionIsAnErrorNotAZeroRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v.db")
+	s := mustOpen(t, path)
+	s.Close()
+	b, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketNumbers).Put([]byte("+14155552671"), []byte{99, '{', '}'})
+	})
+	b.Close()
+	s = mustOpen(t, path)
+	if _, err := s.Get(context.Background(), "+14155552671"); err == nil {
+		t.Fatal("a record of an unknown version was read as valid")
+	}
+	err = s.Update(context.Background(), "+14155552671", func(r *verify.Record) error { r.VerifiedAt = t0; return nil })
+	if err == nil {
+		t.Fatal("a record of an unknown version was overwritten")
+	}
+}
+
+func TestWritesAfterCloseFail(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "v.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	err = s.Update(context.Background(), "+14155552671", func(r *verify.Record) error { return nil })
+	if !errors.Is(err, ErrClosed) {
+		t.Fatalf("err = %v, want ErrClosed", err)
+	}
+}
+
+func TestSecondProcessCannotOpenTheSameFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v.db")
+	mustOpen(t, path)
+	start := time.Now()
+	if _, err := Open(path); err == nil {
+		t.Fatal("opened a locked file")
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Fatal("waited too long for the lock")
+	}
+}
