@@ -1,0 +1,257 @@
+// Package hub speaks WebSocket: it upgrades connections (checking their
+// Origin), runs one reader and one writer per connection, and fans opaque
+// frames out to the connections subscribed to a topic. It knows nothing of
+// what the frames mean.
+package hub
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Handler answers the frames a connection sends. It runs on that
+// connection's reader goroutine, so a slow call delays that connection only.
+type Handler interface {
+	HandleFrame(ctx context.Context, c *Conn, frame []byte)
+}
+
+// Config tunes the hub. Zero fields take the defaults.
+type Config struct {
+	AllowedOrigins []string      // extra origins, e.g. "https://shop.example"
+	MaxFrameBytes  int64         // larger frames close the connection with 1009
+	SendQueue      int           // frames buffered per connection before it is dropped
+	WriteWait      time.Duration // deadline of each write
+	PongWait       time.Duration // how long a silent peer is kept
+	FramesPerSec   float64       // sustained frames a client may send; a flood is closed with 1008
+	FrameBurst     int
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxFrameBytes == 0 {
+		c.MaxFrameBytes = 4096
+	}
+	if c.SendQueue == 0 {
+		c.SendQueue = 32
+	}
+	if c.WriteWait == 0 {
+		c.WriteWait = 10 * time.Second
+	}
+	if c.PongWait == 0 {
+		c.PongWait = 60 * time.Second
+	}
+	if c.FramesPerSec == 0 {
+		c.FramesPerSec = 10
+	}
+	if c.FrameBurst == 0 {
+		c.FrameBurst = 30
+	}
+}
+
+// Hub owns the set of connections and their subscriptions. One goroutine
+// (run) owns that state; everything else talks to it through channels.
+type Hub struct {
+	cfg      Config
+	handler  Handler
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+	allowed  map[string]bool
+
+	register   chan *Conn
+	unregister chan *Conn
+	subscribe  chan subscription
+	publish    chan publication
+	closeAll   chan chan struct{}
+	stopped    chan struct{}
+
+	ctx      context.Context // cancelled at shutdown, handed to the Handler
+	cancel   context.CancelFunc
+	nextID   atomic.Uint64
+	closing  atomic.Bool
+	conns    sync.WaitGroup // readers still running
+	shutOnce sync.Once
+}
+
+type subscription struct {
+	conn  *Conn
+	topic string
+}
+
+type publication struct {
+	topic   string
+	frame   []byte
+	exclude string
+}
+
+// New returns a running hub.
+func New(cfg Config, h Handler, log *slog.Logger) *Hub {
+	cfg.setDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	hb := &Hub{
+		cfg: cfg, handler: h, log: log,
+		allowed:    map[string]bool{},
+		register:   make(chan *Conn),
+		unregister: make(chan *Conn),
+		subscribe:  make(chan subscription),
+		publish:    make(chan publication, 256),
+		closeAll:   make(chan chan struct{}),
+		stopped:    make(chan struct{}),
+		ctx:        ctx, cancel: cancel,
+	}
+	for _, o := range cfg.AllowedOrigins {
+		hb.allowed[strings.ToLower(strings.TrimRight(o, "/"))] = true
+	}
+	hb.upgrader = websocket.Upgrader{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 1024,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     hb.checkOrigin,
+	}
+	go hb.run()
+	return hb
+}
+
+// checkOrigin lets in the server's own origin, the allow-list, and clients
+// that send no Origin at all (not browsers, so not a cross-site risk).
+func (h *Hub) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	return h.allowed[strings.ToLower(origin)]
+}
+
+func (h *Hub) run() {
+	defer close(h.stopped)
+	conns := map[*Conn]bool{}
+	topics := map[string]map[*Conn]bool{}
+	leave := func(c *Conn) {
+		if subs := topics[c.topic]; subs != nil {
+			delete(subs, c)
+			if len(subs) == 0 {
+				delete(topics, c.topic)
+			}
+		}
+		c.topic = ""
+	}
+	for {
+		select {
+		case c := <-h.register:
+			conns[c] = true
+		case c := <-h.unregister:
+			if conns[c] {
+				leave(c)
+				delete(conns, c)
+			}
+		case s := <-h.subscribe:
+			if !conns[s.conn] {
+				continue
+			}
+			leave(s.conn)
+			s.conn.topic = s.topic
+			if topics[s.topic] == nil {
+				topics[s.topic] = map[*Conn]bool{}
+			}
+			topics[s.topic][s.conn] = true
+		case p := <-h.publish:
+			for c := range topics[p.topic] {
+				if c.id != p.exclude {
+					c.Send(p.frame)
+				}
+			}
+		case done := <-h.closeAll:
+			var wg sync.WaitGroup
+			for c := range conns {
+				wg.Add(1)
+				go func() { defer wg.Done(); c.goAway() }()
+			}
+			wg.Wait()
+			close(done)
+			return
+		}
+	}
+}
+
+// ServeHTTP upgrades the request and serves the connection until it ends.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.closing.Load() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	ws, err := h.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered (403 for a foreign origin)
+	}
+	c := &Conn{
+		id:     "c" + strconv.FormatUint(h.nextID.Add(1), 10),
+		ws:     ws,
+		hub:    h,
+		send:   make(chan []byte, h.cfg.SendQueue),
+		done:   make(chan struct{}),
+		client: clientAddr(r),
+		origin: r.Header.Get("Origin"),
+	}
+	h.conns.Add(1)
+	defer h.conns.Done()
+	select {
+	case h.register <- c:
+	case <-h.stopped:
+		ws.Close()
+		return
+	}
+	go c.writePump()
+	c.readPump()
+}
+
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// Publish queues frame for every connection subscribed to topic except the
+// one whose ID is exclude.
+func (h *Hub) Publish(topic string, frame []byte, exclude string) {
+	select {
+	case h.publish <- publication{topic, frame, exclude}:
+	case <-h.stopped:
+	}
+}
+
+// Shutdown refuses new connections, closes every open one with 1001 (going
+// away) and waits, until ctx ends, for their handlers to return.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.shutOnce.Do(func() {
+		h.closing.Store(true)
+		done := make(chan struct{})
+		h.closeAll <- done
+		<-done
+		h.cancel()
+	})
+	finished := make(chan struct{})
+	go func() { h.conns.Wait(); close(finished) }()
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,166 @@
+package hub
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// subscriber subscribes each connection to the topic its frame names.
+type subscriber struct{}
+
+func (subscriber) HandleFrame(_ context.Context, c *Conn, frame []byte) {
+	c.Subscribe(string(frame))
+	c.Send([]byte("subscribed"))
+}
+
+func startHub(t *testing.T, cfg Config) (*Hub, string) {
+	t.Helper()
+	h := New(cfg, subscriber{}, slog.New(slog.DiscardHandler))
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.Shutdown(ctx)
+		srv.Close()
+	})
+	return h, "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+func subscribe(t *testing.T, url, topic string) *websocket.Conn {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	ws.WriteMessage(websocket.TextMessage, []byte(topic))
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, msg, err := ws.ReadMessage(); err != nil || string(msg) != "subscribed" {
+		t.Fatalf("subscribe: %q, %v", msg, err)
+	}
+	return ws
+}
+
+func TestPublishReachesSubscribersOfTheTopicExceptTheExcluded(t *testing.T) {
+	h, url := startHub(t, Config{})
+	a, b, other := subscribe(t, url, "+1"), subscribe(t, url, "+1"), subscribe(t, url, "+2")
+	h.Publish("+1", []byte("hello"), "c1") // c1 is a, the first connection
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, msg, err := b.ReadMessage(); err != nil || string(msg) != "hello" {
+		t.Fatalf("b got %q, %v", msg, err)
+	}
+	for _, ws := range []*websocket.Conn{a, other} {
+		ws.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, msg, err := ws.ReadMessage(); err == nil {
+			t.Fatalf("got %q, want nothing", msg)
+		}
+	}
+}
+
+func TestResubscribingLeavesTheOldTopic(t *testing.T) {
+	h, url := startHub(t, Config{})
+	ws := subscribe(t, url, "+1")
+	ws.WriteMessage(websocket.TextMessage, []byte("+2"))
+	ws.ReadMessage()
+	h.Publish("+1", []byte("old"), "")
+	h.Publish("+2", []byte("new"), "")
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, msg, err := ws.ReadMessage(); err != nil || string(msg) != "new" {
+		t.Fatalf("got %q, %v; want new", msg, err)
+	}
+}
+
+func TestASlowReaderIsDroppedAndDelaysNoOne(t *testing.T) {
+	h, url := startHub(t, Config{SendQueue: 4})
+	slow := subscribe(t, url, "+1") // never reads again
+	fast := subscribe(t, url, "+1")
+	const frames = 400
+	payload := []byte(strings.Repeat("x", 64<<10))
+	// In lockstep with the reading client, so only the slow one falls behind.
+	for i := range frames {
+		h.Publish("+1", payload, "")
+		fast.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, _, err := fast.ReadMessage(); err != nil {
+			t.Fatalf("the reading client stalled at frame %d: %v", i, err)
+		}
+	}
+	slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n := 0
+	for {
+		if _, _, err := slow.ReadMessage(); err != nil {
+			break
+		}
+		n++
+	}
+	if n >= frames {
+		t.Fatalf("the slow client got all %d frames: it was never dropped", n)
+	}
+}
+
+func TestOriginsOutsideTheAllowListAreRefused(t *testing.T) {
+	_, url := startHub(t, Config{AllowedOrigins: []string{"https://shop.example/"}})
+	for origin, want := range map[string]int{
+		"":                         http.StatusSwitchingProtocols,
+		"https://shop.example":     http.StatusSwitchingProtocols,
+		"https://SHOP.example":     http.StatusSwitchingProtocols,
+		"https://shop.example:444": http.StatusForbidden,
+		"http://shop.example":      http.StatusForbidden,
+		"https://evil.example":     http.StatusForbidden,
+		"::not a url":              http.StatusForbidden,
+	} {
+		hdr := http.Header{}
+		if origin != "" {
+			hdr.Set("Origin", origin)
+		}
+		ws, resp, _ := websocket.DefaultDialer.Dial(url, hdr)
+		if resp == nil || resp.StatusCode != want {
+			t.Errorf("origin %q: %v, want %d", origin, resp, want)
+		}
+		if ws != nil {
+			ws.Close()
+		}
+	}
+}
+
+func TestShutdownSays1001AndRefusesNewConnections(t *testing.T) {
+	h, url := startHub(t, Config{})
+	ws := subscribe(t, url, "+1")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := ws.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Fatalf("err = %v, want 1001", err)
+	}
+	if _, resp, _ := websocket.DefaultDialer.Dial(url, nil); resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("after shutdown: %v", resp)
+	}
+}
+
+func TestAFloodOfFramesClosesTheConnectionWith1008(t *testing.T) {
+	_, url := startHub(t, Config{FramesPerSec: 1, FrameBurst: 5})
+	ws := subscribe(t, url, "+1")
+	for range 10 {
+		ws.WriteMessage(websocket.TextMessage, []byte("+1"))
+	}
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		if !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
+			t.Fatalf("err = %v, want close 1008", err)
+		}
+		return
+	}
+}
