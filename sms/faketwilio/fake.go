@@ -1,0 +1,166 @@
+// Package faketwilio is a stand-in for Twilio's Messages API on loopback,
+// for tests and the load generator: the real twilio-go client talks to it,
+// and callers read the codes from the messages it received.
+package faketwilio
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Message is one message the fake accepted.
+type Message struct {
+	To, From, Body, MessagingServiceSID, StatusCallback string
+}
+
+// Failure is what the fake answers instead of accepting a message.
+type Failure struct {
+	HTTPStatus int
+	Code       int // Twilio error code; 0 sends a non-JSON body
+	Delay      time.Duration
+}
+
+// Server is the fake. Set AccountSID and AuthToken before serving.
+type Server struct {
+	AccountSID string
+	AuthToken  string
+	// Fail, if set, decides per recipient whether to refuse.
+	Fail func(to string) *Failure
+
+	mu       sync.Mutex
+	messages []Message
+	byTo     map[string][]Message
+	waiters  map[string][]chan Message
+	seq      atomic.Uint64
+}
+
+// New returns a fake that accepts the given credentials.
+func New(accountSID, authToken string) *Server {
+	return &Server{AccountSID: accountSID, AuthToken: authToken,
+		byTo: map[string][]Message{}, waiters: map[string][]chan Message{}}
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	want := "/2010-04-01/Accounts/" + s.AccountSID + "/Messages.json"
+	if r.Method != http.MethodPost || r.URL.Path != want {
+		writeError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
+		return
+	}
+	if user, pass, ok := r.BasicAuth(); !ok || user != s.AccountSID || pass != s.AuthToken {
+		writeError(w, http.StatusUnauthorized, 20003, "Authenticate")
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		writeError(w, http.StatusBadRequest, 21100, "bad form")
+		return
+	}
+	m := Message{
+		To: r.PostForm.Get("To"), From: r.PostForm.Get("From"), Body: r.PostForm.Get("Body"),
+		MessagingServiceSID: r.PostForm.Get("MessagingServiceSid"),
+		StatusCallback:      r.PostForm.Get("StatusCallback"),
+	}
+	if m.To == "" || m.Body == "" || (m.From == "" && m.MessagingServiceSID == "") {
+		writeError(w, http.StatusBadRequest, 21604, "A 'To' phone number, a 'From' and a 'Body' are required.")
+		return
+	}
+	if s.Fail != nil {
+		if f := s.Fail(m.To); f != nil {
+			select {
+			case <-time.After(f.Delay):
+			case <-r.Context().Done():
+				return
+			}
+			if f.Code == 0 {
+				w.WriteHeader(f.HTTPStatus)
+				fmt.Fprint(w, "<html>upstream trouble</html>")
+				return
+			}
+			writeError(w, f.HTTPStatus, f.Code, fmt.Sprintf("error %d", f.Code))
+			return
+		}
+	}
+	sid := fmt.Sprintf("SM%032d", s.seq.Add(1))
+	s.record(m)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(map[string]any{
+		"sid": sid, "account_sid": s.AccountSID, "to": m.To, "from": m.From,
+		"body": m.Body, "status": "queued",
+	})
+}
+
+func writeError(w http.ResponseWriter, status, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{
+		"code": code, "message": msg, "status": status,
+		"more_info": fmt.Sprintf("https://www.twilio.com/docs/errors/%d", code),
+	})
+}
+
+func (s *Server) record(m Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.messages = append(s.messages, m)
+	s.byTo[m.To] = append(s.byTo[m.To], m)
+	for _, ch := range s.waiters[m.To] {
+		ch <- m
+	}
+	delete(s.waiters, m.To)
+}
+
+// Messages returns every message accepted so far.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Message(nil), s.messages...)
+}
+
+// To returns the messages accepted for one number.
+func (s *Server) To(phone string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Message(nil), s.byTo[phone]...)
+}
+
+// Next returns a channel that receives the next message to phone.
+func (s *Server) Next(phone string) <-chan Message {
+	ch := make(chan Message, 1)
+	s.mu.Lock()
+	s.waiters[phone] = append(s.waiters[phone], ch)
+	s.mu.Unlock()
+	return ch
+}
+
+var codePattern = regexp.MustCompile(`code is: (\d+)`)
+
+// Code extracts the verification code from a message body.
+func Code(body string) string {
+	m := codePattern.FindStringSubmatch(body)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+// LastCode is the code in the latest message to phone, or "".
+func (s *Server) LastCode(phone string) string {
+	msgs := s.To(phone)
+	if len(msgs) == 0 {
+		return ""
+	}
+	return Code(msgs[len(msgs)-1].Body)
+}
+
+// Reset forgets every message.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.messages = nil
+	s.byTo = map[string][]Message{}
+}

@@ -1,0 +1,124 @@
+package sms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/twilio/twilio-go/client"
+	api "github.com/twilio/twilio-go/rest/api/v2010"
+
+	"verifier/verify"
+)
+
+// TwilioConfig holds the credentials and where to send.
+type TwilioConfig struct {
+	AccountSID          string
+	AuthToken           string
+	From                string // a Twilio number, or
+	MessagingServiceSID string // a messaging service
+	APIURL              string // base URL replacing https://api.twilio.com ("" keeps it)
+	StatusCallback      string // URL for delivery status callbacks, "" for none
+	Timeout             time.Duration
+	ValidFor            time.Duration // Twilio drops a text still queued after this
+}
+
+// Twilio sends texts through Twilio's Messages API.
+type Twilio struct {
+	api *api.ApiService
+	cfg TwilioConfig
+}
+
+var _ verify.Sender = (*Twilio)(nil)
+
+// NewTwilio checks the configuration and builds the client.
+func NewTwilio(cfg TwilioConfig) (*Twilio, error) {
+	if cfg.AccountSID == "" || cfg.AuthToken == "" {
+		return nil, errors.New("twilio: account SID and auth token are required")
+	}
+	if cfg.From == "" && cfg.MessagingServiceSID == "" {
+		return nil, errors.New("twilio: set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	c := &client.Client{
+		Credentials: client.NewCredentials(cfg.AccountSID, cfg.AuthToken),
+		HTTPClient: &http.Client{
+			Timeout: cfg.Timeout,
+			// Twilio's own client does not follow redirects either.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	// Without it the SDK posts to /Accounts//Messages.json.
+	c.SetAccountSid(cfg.AccountSID)
+	var base client.BaseClient = c
+	if cfg.APIURL != "" {
+		u, err := url.Parse(cfg.APIURL)
+		if err != nil || u.Scheme == "" || u.Host == "" {
+			return nil, fmt.Errorf("twilio: TWILIO_API_URL %q is not an absolute URL", cfg.APIURL)
+		}
+		base = rebased{Client: c, base: u}
+	}
+	return &Twilio{api: api.NewApiServiceWithClient(base), cfg: cfg}, nil
+}
+
+// rebased sends every request to another scheme and host: the SDK's base
+// URLs are constants, and this is its own injection point.
+type rebased struct {
+	*client.Client
+	base *url.URL
+}
+
+func (r rebased) SendRequest(method, rawURL string, data url.Values, headers map[string]any, body ...byte) (*http.Response, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	u.Scheme, u.Host = r.base.Scheme, r.base.Host
+	u.Path = r.base.Path + u.Path
+	return r.Client.SendRequest(method, u.String(), data, headers, body...)
+}
+
+// rejectedCodes are Twilio errors about the number itself.
+var rejectedCodes = map[int]bool{
+	21211: true, // invalid To number
+	21214: true, // To number cannot be reached
+	21217: true, // number does not appear to be valid
+	21401: true, // invalid phone number
+	21407: true, // number not supported
+	21408: true, // region not enabled
+	21421: true, // invalid phone number
+	21610: true, // recipient replied STOP
+	21612: true, // cannot route to this number
+	21614: true, // not a mobile number
+}
+
+// Send posts the message. The SDK takes no context; the HTTP client's
+// timeout bounds the call.
+func (t *Twilio) Send(_ context.Context, m verify.Message) error {
+	params := &api.CreateMessageParams{}
+	params.SetTo(m.To).SetBody(m.Body)
+	if t.cfg.MessagingServiceSID != "" {
+		params.SetMessagingServiceSid(t.cfg.MessagingServiceSID)
+	} else {
+		params.SetFrom(t.cfg.From)
+	}
+	if t.cfg.StatusCallback != "" {
+		params.SetStatusCallback(t.cfg.StatusCallback)
+	}
+	if secs := int(t.cfg.ValidFor / time.Second); secs > 0 {
+		params.SetValidityPeriod(min(secs, 36000))
+	}
+	_, err := t.api.CreateMessage(params)
+	if err == nil {
+		return nil
+	}
+	if restErr, ok := errors.AsType[*client.TwilioRestError](err); ok && rejectedCodes[restErr.Code] {
+		return fmt.Errorf("twilio %d: %w", restErr.Code, verify.ErrRejectedNumber)
+	}
+	return fmt.Errorf("twilio: %w", err)
+}
