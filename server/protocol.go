@@ -1,0 +1,102 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"verifier/verify"
+)
+
+// Client-to-server events.
+const (
+	eventRegister = "register"
+	eventVerify   = "verify"
+	eventResume   = "resume"
+)
+
+// request is one decoded client frame.
+type request struct {
+	Event    string
+	Phone    string
+	Code     string
+	Reverify bool
+}
+
+type envelope struct {
+	Event *string         `json:"event"`
+	Data  json.RawMessage `json:"data"`
+}
+
+type payload struct {
+	PhoneNumber *string `json:"phone_number"`
+	Code        *string `json:"code"`
+	Reverify    *bool   `json:"reverify"`
+}
+
+// errBadFrame is wrapped by every decoding error; the text after it is
+// safe to show to the sender.
+var errBadFrame = errors.New("bad request")
+
+func badFrame(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errBadFrame}, a...)...)
+}
+
+// decodeFrame parses {"event": ..., "data": {...}} and checks that the
+// event is known and carries the fields it needs.
+func decodeFrame(frame []byte) (request, error) {
+	var env envelope
+	if err := json.Unmarshal(frame, &env); err != nil {
+		return request{}, badFrame("the message is not a JSON object")
+	}
+	if env.Event == nil {
+		return request{}, badFrame("missing event")
+	}
+	req := request{Event: *env.Event}
+	switch req.Event {
+	case eventRegister, eventVerify, eventResume:
+	default:
+		return request{}, badFrame("unknown event %q", truncate(req.Event, 32))
+	}
+	data := bytes.TrimSpace(env.Data)
+	if len(data) == 0 || data[0] != '{' {
+		return request{}, badFrame("data must be an object")
+	}
+	var p payload
+	if err := json.Unmarshal(data, &p); err != nil {
+		return request{}, badFrame("data fields have the wrong types")
+	}
+	if p.PhoneNumber == nil || *p.PhoneNumber == "" {
+		return request{}, badFrame("missing phone_number")
+	}
+	req.Phone = *p.PhoneNumber
+	if req.Event == eventVerify {
+		if p.Code == nil || *p.Code == "" {
+			return request{}, badFrame("missing code")
+		}
+		req.Code = *p.Code
+	}
+	req.Reverify = p.Reverify != nil && *p.Reverify
+	return req, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// encodeEvent renders an event as one JSON text frame.
+func encodeEvent(ev verify.Event) []byte {
+	b, err := json.Marshal(struct {
+		Event string         `json:"event"`
+		Data  map[string]any `json:"data"`
+	}{ev.Name, ev.Data})
+	if err != nil {
+		// Data holds only strings and numbers built by verify.
+		panic(fmt.Sprintf("encode %s: %v", ev.Name, err))
+	}
+	return b
+}
