@@ -1,0 +1,100 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"verifier/sms"
+	"verifier/verify"
+)
+
+// config is everything run needs, read once: defaults, then VERIFIER_*
+// variables, then flags.
+type config struct {
+	addr           string
+	dbPath         string
+	rules          verify.Config
+	allowedOrigins []string
+	publicURL      string
+	smsTimeout     time.Duration
+	twilio         *sms.TwilioConfig // nil: print texts on stdout instead
+}
+
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	cfg := config{rules: verify.DefaultConfig()}
+	lim := &cfg.rules.Limits
+	var origins string
+	fs := flag.NewFlagSet("verifier", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.addr, "addr", ":3000", "listen address")
+	fs.StringVar(&cfg.dbPath, "db", "verifier.db", "bbolt database file")
+	fs.IntVar(&cfg.rules.CodeLength, "code-length", cfg.rules.CodeLength, "digits in a code (4 to 10)")
+	fs.DurationVar(&cfg.rules.CodeTTL, "code-ttl", cfg.rules.CodeTTL, "how long a code is valid")
+	fs.IntVar(&cfg.rules.MaxAttempts, "max-attempts", cfg.rules.MaxAttempts, "wrong codes allowed before the code is void")
+	fs.DurationVar(&cfg.rules.ResendAfter, "resend-after", cfg.rules.ResendAfter, "wait before a new code may be sent to the same number")
+	fs.StringVar(&origins, "allowed-origins", "", "comma-separated extra origins allowed to open the WebSocket (https://shop.example)")
+	fs.StringVar(&cfg.publicURL, "public-url", "", "the server's public base URL, e.g. https://verify.example.com")
+	fs.IntVar(&lim.PerMinute, "max-sms-per-minute", lim.PerMinute, "texts per minute, whole deployment (0: no cap)")
+	fs.IntVar(&lim.PerHour, "max-sms-per-hour", lim.PerHour, "texts per hour, whole deployment (0: no cap)")
+	fs.IntVar(&lim.PerNumber.N, "max-sms-per-number", lim.PerNumber.N, "texts per hour to one number (0: no cap)")
+	fs.IntVar(&lim.PerClient.N, "max-sms-per-ip", lim.PerClient.N, "texts per hour requested from one client address (0: no cap)")
+	fs.IntVar(&lim.PerConnection.N, "max-sms-per-connection", lim.PerConnection.N, "texts per hour requested on one connection (0: no cap)")
+	fs.StringVar(&cfg.rules.DefaultRegion, "region", cfg.rules.DefaultRegion, "region of numbers written without a country code (ISO 3166, e.g. US)")
+	fs.DurationVar(&cfg.smsTimeout, "sms-timeout", 5*time.Second, "how long one call to the SMS provider may take")
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "VERIFIER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				envErr = errors.Join(envErr, fmt.Errorf("%s=%q: %w", name, v, err))
+			}
+		}
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if err := cfg.rules.Validate(); err != nil {
+		return cfg, err
+	}
+	for o := range strings.SplitSeq(origins, ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" && u.Path != "/" {
+			return cfg, fmt.Errorf("allowed origin %q: want scheme://host[:port]", o)
+		}
+		cfg.allowedOrigins = append(cfg.allowedOrigins, strings.TrimRight(o, "/"))
+	}
+	if cfg.publicURL != "" {
+		u, err := url.Parse(cfg.publicURL)
+		if err != nil || u.Scheme == "" || u.Host == "" {
+			return cfg, fmt.Errorf("public URL %q: want an absolute URL", cfg.publicURL)
+		}
+		cfg.allowedOrigins = append(cfg.allowedOrigins, u.Scheme+"://"+u.Host)
+		cfg.rules.WebOTPHost = u.Hostname()
+	}
+	if sid := getenv("TWILIO_ACCOUNT_SID"); sid != "" {
+		cfg.twilio = &sms.TwilioConfig{
+			AccountSID:          sid,
+			AuthToken:           getenv("TWILIO_AUTH_TOKEN"),
+			From:                getenv("TWILIO_FROM_NUMBER"),
+			MessagingServiceSID: getenv("TWILIO_MESSAGING_SERVICE_SID"),
+			APIURL:              getenv("TWILIO_API_URL"),
+			Timeout:             cfg.smsTimeout,
+			ValidFor:            cfg.rules.CodeTTL,
+		}
+	}
+	return cfg, nil
+}

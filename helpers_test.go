@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"verifier/sms/faketwilio"
+)
+
+const (
+	fakeSID   = "AC00000000000000000000000000000001"
+	fakeToken = "secrettoken123"
+)
+
+// noLimits lifts every send cap, so tests of other rules can send freely.
+var noLimits = []string{"-max-sms-per-minute=0", "-max-sms-per-hour=0", "-max-sms-per-ip=0",
+	"-max-sms-per-number=0", "-max-sms-per-connection=0"}
+
+// testServer is the whole server started through run on a loopback port,
+// texting through twilio-go to a fake Twilio.
+type testServer struct {
+	URL    string // http://127.0.0.1:port
+	Twilio *faketwilio.Server
+	stdout *lineBuffer
+	logs   *lineBuffer // standard error
+	stop   func()
+}
+
+// lineBuffer collects standard output and tells when a line appears.
+type lineBuffer struct {
+	mu    sync.Mutex
+	lines []string
+	added chan struct{}
+}
+
+func newLineBuffer() *lineBuffer { return &lineBuffer{added: make(chan struct{}, 1)} }
+
+func (b *lineBuffer) consume(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		b.mu.Lock()
+		b.lines = append(b.lines, sc.Text())
+		b.mu.Unlock()
+		select {
+		case b.added <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (b *lineBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Join(b.lines, "\n")
+}
+
+func (b *lineBuffer) waitFor(t testing.TB, prefix string) string {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		b.mu.Lock()
+		for _, l := range b.lines {
+			if strings.HasPrefix(l, prefix) {
+				b.mu.Unlock()
+				return l
+			}
+		}
+		b.mu.Unlock()
+		select {
+		case <-b.added:
+		case <-deadline:
+			t.Fatalf("no line starting %q in %q", prefix, b.lines)
+		}
+	}
+}
+
+// startServer runs the server with args; env adds variables. Twilio is the
+// fake unless env sets TWILIO_ACCOUNT_SID to "".
+func startServer(t testing.TB, args []string, env map[string]string) *testServer {
+	t.Helper()
+	fake := faketwilio.New(fakeSID, fakeToken)
+	twilioSrv := httptest.NewServer(fake)
+	t.Cleanup(twilioSrv.Close)
+	vars := map[string]string{
+		"TWILIO_ACCOUNT_SID": fakeSID, "TWILIO_AUTH_TOKEN": fakeToken,
+		"TWILIO_FROM_NUMBER": "+15005550006", "TWILIO_API_URL": twilioSrv.URL,
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	args = append([]string{"-addr=127.0.0.1:0", "-db=" + filepath.Join(t.TempDir(), "v.db")}, args...)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	out := newLineBuffer()
+	go out.consume(pr)
+	errR, errW := io.Pipe()
+	logs := newLineBuffer()
+	go logs.consume(errR)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, args, func(k string) string { return vars[k] }, pw, errW)
+		pw.Close()
+		errW.Close()
+	}()
+	ts := &testServer{Twilio: fake, stdout: out, logs: logs}
+	ts.stop = sync.OnceFunc(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("server did not stop within 15 s")
+		}
+	})
+	t.Cleanup(ts.stop)
+
+	line := out.waitFor(t, "verifier listening on ")
+	ts.URL = strings.TrimPrefix(line, "verifier listening on ")
+	waitHealthy(t, ts.URL)
+	return ts
+}
+
+func waitHealthy(t testing.TB, base string) {
+	t.Helper()
+	for range 100 {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s/healthz never answered 200", base)
+}
+
+func wsURL(base string) string { return "ws" + strings.TrimPrefix(base, "http") + "/ws" }
+
+// client is a real gorilla WebSocket client speaking the protocol.
+type client struct {
+	t  testing.TB
+	ws *websocket.Conn
+}
+
+type frame struct {
+	Event string         `json:"event"`
+	Data  map[string]any `json:"data"`
+}
+
+func (f frame) reason() string { s, _ := f.Data["reason"].(string); return s }
+
+func dial(t testing.TB, base string) *client {
+	t.Helper()
+	ws, resp, err := websocket.DefaultDialer.Dial(wsURL(base), http.Header{"Origin": {base}})
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, resp)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return &client{t: t, ws: ws}
+}
+
+func (c *client) send(event string, data any) {
+	c.t.Helper()
+	b, _ := json.Marshal(map[string]any{"event": event, "data": data})
+	c.sendRaw(string(b))
+}
+
+func (c *client) sendRaw(s string) {
+	c.t.Helper()
+	if err := c.ws.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+func (c *client) next() frame {
+	c.t.Helper()
+	c.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var f frame
+	if err := c.ws.ReadJSON(&f); err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	return f
+}
+
+// expect reads the next frame and checks its event and, if given, reason.
+func (c *client) expect(event, reason string) frame {
+	c.t.Helper()
+	f := c.next()
+	if f.Event != event || (reason != "" && f.reason() != reason) {
+		c.t.Fatalf("got %s %v, want %s %s", f.Event, f.Data, event, reason)
+	}
+	return f
+}
+
+func (c *client) register(phone string) { c.send("register", map[string]any{"phone_number": phone}) }
+func (c *client) verify(phone, code string) {
+	c.send("verify", map[string]any{"phone_number": phone, "code": code})
+}
+
+// codeFor waits for the fake Twilio's latest message to phone.
+func (ts *testServer) codeFor(t testing.TB, phone string) string {
+	t.Helper()
+	code := ts.Twilio.LastCode(phone)
+	if code == "" {
+		t.Fatalf("no text reached the fake Twilio for %s", phone)
+	}
+	return code
+}
+
+func numberN(i int) string { return fmt.Sprintf("+1415555%04d", 2000+i) }

@@ -1,0 +1,124 @@
+// Command verifier serves a live phone-number verifier: one page, a
+// WebSocket hub and SMS codes through Twilio.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"verifier/assets"
+	"verifier/db"
+	"verifier/hub"
+	"verifier/server"
+	"verifier/sms"
+	"verifier/verify"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "verifier:", err)
+		os.Exit(1)
+	}
+}
+
+// shutdownBudget is how long a stop may take, within the 10 s the contract
+// allows.
+const shutdownBudget = 8 * time.Second
+
+// run starts the server and blocks until ctx ends, then shuts down.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+
+	store, err := db.Open(cfg.dbPath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	var sender verify.Sender
+	if cfg.twilio != nil {
+		if sender, err = sms.NewTwilio(*cfg.twilio); err != nil {
+			return err
+		}
+	} else {
+		sender = sms.NewConsole(stdout)
+		log.Warn("no TWILIO_ACCOUNT_SID: texts are printed on standard output, not sent")
+	}
+
+	frontend := &server.Frontend{Log: log}
+	wsHub := hub.New(hub.Config{AllowedOrigins: cfg.allowedOrigins}, frontend, log)
+	svc, err := verify.NewService(cfg.rules, verify.Deps{
+		Store: store, Sender: sender, Pub: server.Publisher{Hub: wsHub}, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	frontend.Rules = svc
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler: server.NewHandler(server.Deps{
+			Hub: wsHub, Assets: assets.FS(), Health: store.Ping, Log: log,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	fmt.Fprintf(stdout, "verifier listening on http://%s\n", listenURLHost(ln.Addr()))
+
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	go svc.RunSweeper(sweepCtx, time.Second)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+
+	log.Info("shutting down")
+	stopSweep()
+	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
+	defer cancel()
+	// http.Server.Shutdown leaves hijacked WebSockets alone: the hub closes
+	// them (1001) and waits for their handlers, so no write is cut short.
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Shutdown(shutCtx) }()
+	hubErr := wsHub.Shutdown(shutCtx)
+	if err := errors.Join(hubErr, <-srvDone); err != nil {
+		log.Warn("shutdown incomplete", "err", err)
+	}
+	return nil
+}
+
+// listenURLHost names the listener in a form a browser can open.
+func listenURLHost(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || tcp.IP.IsUnspecified() {
+		port := 0
+		if ok {
+			port = tcp.Port
+		}
+		return fmt.Sprintf("localhost:%d", port)
+	}
+	return tcp.String()
+}
