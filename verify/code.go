@@ -2,6 +2,7 @@ package verify
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base32"
 	"fmt"
 	"strings"
@@ -29,6 +30,9 @@ func otpOptions(digits int) hotp.ValidateOpts {
 }
 
 func (p *Pending) code() (string, error) {
+	if p.TestCode != "" {
+		return p.TestCode, nil
+	}
 	return hotp.GenerateCodeCustom(p.Secret, p.Counter, otpOptions(p.Digits))
 }
 
@@ -38,6 +42,9 @@ func (p *Pending) matches(input string) bool {
 	input = strings.TrimSpace(input)
 	if len(input) != p.Digits || strings.Trim(input, "0123456789") != "" {
 		return false
+	}
+	if p.TestCode != "" {
+		return subtle.ConstantTimeCompare([]byte(input), []byte(p.TestCode)) == 1
 	}
 	ok, err := hotp.ValidateCustom(input, p.Counter, p.Secret, otpOptions(p.Digits))
 	return err == nil && ok

@@ -137,3 +137,43 @@ func (l *limiter) give(phone string, who Requester) {
 		c.give(keys[i])
 	}
 }
+
+// WindowLimiter allows Rate.N events per key in each window, for limits
+// outside the send path (wrong API secrets, say).
+type WindowLimiter struct {
+	mu  sync.Mutex
+	c   counter
+	now func() time.Time
+	ops int
+}
+
+// NewWindowLimiter returns a limiter; now may be nil.
+func NewWindowLimiter(r Rate, now func() time.Time) *WindowLimiter {
+	if now == nil {
+		now = time.Now
+	}
+	return &WindowLimiter{c: counter{rate: r, windows: map[string]*window{}}, now: now}
+}
+
+// Take counts one event for key, or says how long to wait.
+func (w *WindowLimiter) Take(key string) (time.Duration, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := w.now()
+	if wait := w.c.retryAfter(key, now); wait > 0 {
+		return wait, false
+	}
+	w.c.take(key, now)
+	if w.ops++; w.ops%1024 == 0 {
+		w.c.forgetOld(now)
+	}
+	return 0, true
+}
+
+// Wait reports how long key must wait before Take can succeed, without
+// counting anything.
+func (w *WindowLimiter) Wait(key string) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.c.retryAfter(key, w.now())
+}

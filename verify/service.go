@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -24,7 +25,16 @@ type Config struct {
 	Limits        Limits
 	DefaultRegion string // region for numbers written without +, e.g. "US"
 	WebOTPHost    string // host named in the SMS's last line, "" for none
+	// SMSTemplates maps a language ("en", "es") to the text's body, with
+	// {code} where the code goes. "en" is the fallback.
+	SMSTemplates map[string]string
+	// TestNumbers maps E.164 numbers to fixed codes: they get no text and
+	// accept only that code, for host sites' own CI and app-store reviews.
+	TestNumbers map[string]string
 }
+
+// DefaultSMSTemplate is the English text.
+const DefaultSMSTemplate = "Your verification code is: {code}"
 
 // DefaultConfig is what a server runs with when nothing is set.
 func DefaultConfig() Config {
@@ -50,14 +60,30 @@ func (c Config) Validate() error {
 	case c.ResendAfter < 0:
 		return fmt.Errorf("resend-after %v: must not be negative", c.ResendAfter)
 	}
+	for phone, code := range c.TestNumbers {
+		if !strings.HasPrefix(phone, "+") || len(phone) < 8 || strings.Trim(phone[1:], "0123456789") != "" {
+			return fmt.Errorf("test number %q: want E.164 (+15555550100)", phone)
+		}
+		if len(code) != c.CodeLength || strings.Trim(code, "0123456789") != "" {
+			return fmt.Errorf("test number %s: code %q must be %d digits", phone, code, c.CodeLength)
+		}
+	}
+	for lang, tmpl := range c.SMSTemplates {
+		if !strings.Contains(tmpl, "{code}") {
+			return fmt.Errorf("SMS template %q lacks {code}", lang)
+		}
+	}
 	return nil
 }
 
 // Requester says who asks: the connection and the client's address, which
-// rate limits count by.
+// rate limits count by, the person's language, and the host whose page
+// asks (named in the WebOTP line; "" for the server's own).
 type Requester struct {
 	ConnID     string
 	ClientAddr string
+	Lang       string
+	Host       string
 }
 
 // Service applies the rules. It is safe for concurrent use.
@@ -111,6 +137,27 @@ func seconds(d time.Duration) int {
 	return int(math.Ceil(d.Seconds()))
 }
 
+// Normalize returns the E.164 form of a number, or ErrInvalidPhone. The
+// configured test numbers are accepted as they are, although they may lie
+// outside every numbering plan (+1 555 ...).
+func (s *Service) Normalize(raw string) (string, error) {
+	if len(s.cfg.TestNumbers) > 0 {
+		compact := strings.Map(func(r rune) rune {
+			if r == '+' || r >= '0' && r <= '9' {
+				return r
+			}
+			if strings.ContainsRune(" -().", r) {
+				return -1
+			}
+			return 'x'
+		}, raw)
+		if _, ok := s.cfg.TestNumbers[compact]; ok {
+			return compact, nil
+		}
+	}
+	return NormalizePhone(raw, s.cfg.DefaultRegion)
+}
+
 func (s *Service) invalidPhone() Event {
 	return Update(ReasonInvalidPhone, "That doesn't look like a valid phone number. Include the country code, e.g. +1 415 555 2671.")
 }
@@ -144,7 +191,7 @@ func (r *registerRefusal) Error() string {
 // returns the normalised number ("" if invalid), which the caller subscribes
 // the connection to, and the answer for the requester.
 func (s *Service) Register(ctx context.Context, who Requester, rawPhone string, reverify bool) (string, Event) {
-	phone, err := NormalizePhone(rawPhone, s.cfg.DefaultRegion)
+	phone, err := s.Normalize(rawPhone)
 	if err != nil {
 		return "", s.invalidPhone()
 	}
@@ -167,6 +214,10 @@ func (s *Service) Register(ctx context.Context, who Requester, rawPhone string, 
 	}
 	if r := refusal(&current); r != nil {
 		return phone, r.event
+	}
+	testCode, isTest := s.cfg.TestNumbers[phone]
+	if isTest {
+		return phone, s.registerTestNumber(ctx, phone, testCode, reverify, refusal, now)
 	}
 	if wait, ok := s.limits.take(phone, who, now); !ok {
 		s.log.Warn("register", "reason", ReasonRateLimited, "phone", MaskPhone(phone), "client", who.ClientAddr)
@@ -199,18 +250,43 @@ func (s *Service) Register(ctx context.Context, who Requester, rawPhone string, 
 
 	code, err := pending.code()
 	if err == nil {
-		err = s.sender.Send(ctx, Message{To: phone, Body: s.smsBody(code)})
+		err = s.sender.Send(ctx, Message{To: phone, Body: s.smsBody(code, who)})
 	}
 	if err != nil {
 		return phone, s.sendFailed(ctx, who, phone, pending, previous, err)
 	}
 	s.log.Info("register", "reason", EventCodeGenerated, "phone", MaskPhone(phone))
-	return phone, Event{Name: EventCodeGenerated, Data: map[string]any{
+	return phone, s.codeGenerated(phone)
+}
+
+func (s *Service) codeGenerated(phone string) Event {
+	return Event{Name: EventCodeGenerated, Data: map[string]any{
 		"phone_number": phone,
 		"expires_in":   seconds(s.cfg.CodeTTL),
 		"resend_in":    seconds(s.cfg.ResendAfter),
 		"code_length":  s.cfg.CodeLength,
 	}}
+}
+
+// registerTestNumber stores a pending code whose value is fixed and sends
+// nothing; limits do not apply, since nothing costs money.
+func (s *Service) registerTestNumber(ctx context.Context, phone, code string, reverify bool,
+	refusal func(*Record) *registerRefusal, now time.Time) Event {
+	err := s.store.Update(ctx, phone, func(r *Record) error {
+		if refused := refusal(r); refused != nil {
+			return refused
+		}
+		r.Pending = &Pending{TestCode: code, Digits: len(code), SentAt: now, ExpiresAt: now.Add(s.cfg.CodeTTL)}
+		return nil
+	})
+	if refused, ok := errors.AsType[*registerRefusal](err); ok {
+		return refused.event
+	}
+	if err != nil {
+		return s.internalError("register: store", phone, err)
+	}
+	s.log.Info("register", "reason", EventCodeGenerated, "phone", MaskPhone(phone), "test", true)
+	return s.codeGenerated(phone)
 }
 
 // sendFailed undoes the stored code that never reached the phone: a rejected
@@ -243,11 +319,22 @@ func (s *Service) sendFailed(ctx context.Context, who Requester, phone string, s
 		"phone_number", phone)
 }
 
-func (s *Service) smsBody(code string) string {
-	body := "Your verification code is: " + code
-	if s.cfg.WebOTPHost != "" {
-		// WebOTP: the last line lets the phone offer the code to the page.
-		body += "\n\n@" + s.cfg.WebOTPHost + " #" + code
+// smsBody writes the text in the person's language. Its WebOTP last line
+// names the host whose page asked, so the phone offers the code there.
+func (s *Service) smsBody(code string, who Requester) string {
+	tmpl, ok := s.cfg.SMSTemplates[who.Lang]
+	if !ok {
+		if tmpl, ok = s.cfg.SMSTemplates["en"]; !ok {
+			tmpl = DefaultSMSTemplate
+		}
+	}
+	body := strings.ReplaceAll(tmpl, "{code}", code)
+	host := who.Host
+	if host == "" {
+		host = s.cfg.WebOTPHost
+	}
+	if host != "" {
+		body += "\n\n@" + host + " #" + code
 	}
 	return body
 }
@@ -269,7 +356,7 @@ func (o verifyOutcome) String() string {
 // Verify checks a code. A right code verifies the number and tells every
 // connection on it; the requester alone gets the token.
 func (s *Service) Verify(ctx context.Context, who Requester, rawPhone, code string) Event {
-	phone, err := NormalizePhone(rawPhone, s.cfg.DefaultRegion)
+	phone, err := s.Normalize(rawPhone)
 	if err != nil {
 		return s.invalidPhone()
 	}
@@ -339,7 +426,7 @@ func (s *Service) resetAll(phone, reason, message, requester string) Event {
 
 // Resume tells a reconnecting page where the number stands, sending nothing.
 func (s *Service) Resume(ctx context.Context, rawPhone string) (string, Event) {
-	phone, err := NormalizePhone(rawPhone, s.cfg.DefaultRegion)
+	phone, err := s.Normalize(rawPhone)
 	if err != nil {
 		return "", s.invalidPhone()
 	}
@@ -419,4 +506,10 @@ func (randomTokens) Issue(string, time.Time) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(b), nil
+}
+
+// IsTestNumber reports whether phone is one of the configured test numbers.
+func (s *Service) IsTestNumber(phone string) bool {
+	_, ok := s.cfg.TestNumbers[phone]
+	return ok
 }

@@ -20,7 +20,8 @@ func (r *Record) Verified() bool { return !r.VerifiedAt.IsZero() }
 
 // Pending is a code that was sent and not yet used up.
 type Pending struct {
-	Secret    string    `json:"secret"`
+	Secret    string    `json:"secret,omitempty"`
+	TestCode  string    `json:"test_code,omitempty"` // a configured test number's fixed code
 	Counter   uint64    `json:"counter"`
 	Digits    int       `json:"digits"`
 	SentAt    time.Time `json:"sent_at"`

@@ -1,0 +1,124 @@
+package verify
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Token errors, as siteverify reports them.
+var (
+	ErrTokenInvalid = errors.New("invalid token")         // malformed, forged or signed with another key
+	ErrTokenSpent   = errors.New("token expired or used") // valid once, for TokenTTL
+)
+
+// TokenTTL is how long a host has to check a token.
+const TokenTTL = 5 * time.Minute
+
+// SpentTokens remembers redeemed tokens until they expire.
+type SpentTokens interface {
+	// Spend records id as used until expires and reports whether it was
+	// fresh; a second Spend of the same id reports false.
+	Spend(ctx context.Context, id string, expires time.Time) (bool, error)
+}
+
+// Claims is what a token proves.
+type Claims struct {
+	Phone      string `json:"p"`
+	VerifiedAt int64  `json:"v"` // unix seconds
+	Expires    int64  `json:"x"` // unix seconds
+	ID         string `json:"n"`
+	Test       bool   `json:"t,omitempty"`
+}
+
+// Tokens signs proofs of verification with HMAC-SHA256 and redeems each
+// once.
+type Tokens struct {
+	key   []byte
+	spent SpentTokens
+	now   func() time.Time
+	test  func(phone string) bool
+}
+
+var _ TokenIssuer = (*Tokens)(nil)
+
+// NewTokens signs with key (at least 32 bytes). isTest, which may be nil,
+// marks the configured test numbers.
+func NewTokens(key []byte, spent SpentTokens, now func() time.Time, isTest func(string) bool) (*Tokens, error) {
+	if len(key) < 32 {
+		return nil, fmt.Errorf("token key has %d bytes, want at least 32", len(key))
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if isTest == nil {
+		isTest = func(string) bool { return false }
+	}
+	return &Tokens{key: key, spent: spent, now: now, test: isTest}, nil
+}
+
+const tokenPrefix = "v1."
+
+func (t *Tokens) sign(payload string) string {
+	mac := hmac.New(sha256.New, t.key)
+	mac.Write([]byte(tokenPrefix + payload))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// Issue implements TokenIssuer.
+func (t *Tokens) Issue(phone string, verifiedAt time.Time) (string, error) {
+	nonce := make([]byte, 16)
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
+	}
+	claims, err := json.Marshal(Claims{
+		Phone: phone, VerifiedAt: verifiedAt.Unix(), Expires: t.now().Add(TokenTTL).Unix(),
+		ID: hex.EncodeToString(nonce), Test: t.test(phone),
+	})
+	if err != nil {
+		return "", err
+	}
+	payload := base64.RawURLEncoding.EncodeToString(claims)
+	return tokenPrefix + payload + "." + t.sign(payload), nil
+}
+
+// maxTokenLen bounds what is parsed; real tokens are about 200 bytes.
+const maxTokenLen = 1024
+
+// Redeem checks the signature and expiry and spends the token: it succeeds
+// once.
+func (t *Tokens) Redeem(ctx context.Context, token string) (Claims, error) {
+	var c Claims
+	rest, ok := strings.CutPrefix(token, tokenPrefix)
+	if !ok || len(token) > maxTokenLen {
+		return c, ErrTokenInvalid
+	}
+	payload, sig, ok := strings.Cut(rest, ".")
+	if !ok || !hmac.Equal([]byte(sig), []byte(t.sign(payload))) {
+		return c, ErrTokenInvalid
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil || json.Unmarshal(raw, &c) != nil || c.ID == "" || c.Phone == "" {
+		return Claims{}, ErrTokenInvalid
+	}
+	expires := time.Unix(c.Expires, 0)
+	if !t.now().Before(expires) {
+		return Claims{}, ErrTokenSpent
+	}
+	fresh, err := t.spent.Spend(ctx, c.ID, expires)
+	if err != nil {
+		return Claims{}, err
+	}
+	if !fresh {
+		return Claims{}, ErrTokenSpent
+	}
+	return c, nil
+}

@@ -1,0 +1,135 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type memSpent struct {
+	mu  sync.Mutex
+	ids map[string]time.Time
+}
+
+func (m *memSpent) Spend(_ context.Context, id string, expires time.Time) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.ids[id]; ok {
+		return false, nil
+	}
+	m.ids[id] = expires
+	return true, nil
+}
+
+func newTestTokens(t *testing.T, key []byte, c *clock) *Tokens {
+	t.Helper()
+	tok, err := NewTokens(key, &memSpent{ids: map[string]time.Time{}}, c.Now,
+		func(p string) bool { return p == "+15555550100" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+var key1, key2 = bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+
+func TestTokenIsValidOnceAndCarriesTheNumber(t *testing.T) {
+	c := &clock{now: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	tokens := newTestTokens(t, key1, c)
+	tok, err := tokens.Issue(phone, c.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := tokens.Redeem(context.Background(), tok)
+	if err != nil || claims.Phone != phone || claims.VerifiedAt != c.Now().Unix() || claims.Test {
+		t.Fatalf("redeem: %+v, %v", claims, err)
+	}
+	if _, err := tokens.Redeem(context.Background(), tok); !errors.Is(err, ErrTokenSpent) {
+		t.Fatalf("replay: %v, want ErrTokenSpent", err)
+	}
+}
+
+func TestTokenExpiresAfterFiveMinutes(t *testing.T) {
+	c := &clock{now: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	tokens := newTestTokens(t, key1, c)
+	tok, _ := tokens.Issue(phone, c.Now())
+	c.Advance(TokenTTL)
+	if _, err := tokens.Redeem(context.Background(), tok); !errors.Is(err, ErrTokenSpent) {
+		t.Fatalf("expired: %v, want ErrTokenSpent", err)
+	}
+}
+
+func TestForgedTokensAreInvalid(t *testing.T) {
+	c := &clock{now: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	tokens := newTestTokens(t, key1, c)
+	tok, _ := tokens.Issue(phone, c.Now())
+	other, _ := newTestTokens(t, key2, c).Issue(phone, c.Now())
+	payload, sig, _ := strings.Cut(strings.TrimPrefix(tok, tokenPrefix), ".")
+	raw, _ := base64.RawURLEncoding.DecodeString(payload)
+	otherNumber := base64.RawURLEncoding.EncodeToString(bytes.Replace(raw, []byte(phone), []byte("+14155550000"), 1))
+	flipped := []byte(sig)
+	flipped[3] ^= 1
+	for name, forged := range map[string]string{
+		"signed with another key": other,
+		"number changed":          tokenPrefix + otherNumber + "." + sig,
+		"signature changed":       tokenPrefix + payload + "." + string(flipped),
+		"no signature":            tokenPrefix + payload,
+		"other version":           "v2." + payload + "." + sig,
+		"empty":                   "",
+		"garbage":                 "not a token",
+		"huge":                    tokenPrefix + strings.Repeat("A", 10000) + "." + sig,
+	} {
+		if _, err := tokens.Redeem(context.Background(), forged); !errors.Is(err, ErrTokenInvalid) {
+			t.Errorf("%s: %v, want ErrTokenInvalid", name, err)
+		}
+	}
+	// The forgeries spent nothing: the real token still works.
+	if _, err := tokens.Redeem(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTokensMarkTestNumbers(t *testing.T) {
+	c := &clock{now: time.Now()}
+	tokens := newTestTokens(t, key1, c)
+	tok, _ := tokens.Issue("+15555550100", c.Now())
+	if claims, err := tokens.Redeem(context.Background(), tok); err != nil || !claims.Test {
+		t.Fatalf("%+v, %v", claims, err)
+	}
+}
+
+func TestShortKeysAreRefused(t *testing.T) {
+	if _, err := NewTokens([]byte("short"), &memSpent{}, nil, nil); err == nil {
+		t.Fatal("accepted a 5-byte key")
+	}
+}
+
+func TestTestNumbersGetNoTextAndOnlyTheirCode(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.TestNumbers = map[string]string{"+15555550100": "123456"} })
+	p, ev := h.svc.Register(context.Background(), alice, "+1 555 555 0100", false)
+	wantEvent(t, ev, EventCodeGenerated, "")
+	if p != "+15555550100" || h.sender.count() != 0 {
+		t.Fatalf("phone %q, %d texts", p, h.sender.count())
+	}
+	wantEvent(t, h.svc.Verify(context.Background(), alice, p, "654321"), EventUpdate, ReasonWrongCode)
+	wantEvent(t, h.svc.Verify(context.Background(), alice, p, "123456"), EventVerified, "")
+}
+
+func TestSMSFollowsTheLanguageAndTheAskingHost(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.WebOTPHost = "verify.example.com"
+		c.SMSTemplates = map[string]string{"en": DefaultSMSTemplate, "es": "Tu código de verificación es: {code}"}
+	})
+	who := alice
+	who.Lang, who.Host = "es", "shop.example"
+	h.svc.Register(context.Background(), who, phone, false)
+	body := h.sender.sent[0].Body
+	if !strings.HasPrefix(body, "Tu código de verificación es: ") || !strings.HasSuffix(body, "\n\n@shop.example #"+body[len(body)-6:]) {
+		t.Fatalf("body %q", body)
+	}
+}
