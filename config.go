@@ -19,7 +19,8 @@ type config struct {
 	addr           string
 	dbPath         string
 	rules          verify.Config
-	allowedOrigins []string
+	allowedOrigins []string // every origin the WebSocket accepts besides the request's own host
+	hostOrigins    []string // the host sites among them (-allowed-origins)
 	publicURL      string
 	smsTimeout     time.Duration
 	twilio         *sms.TwilioConfig // nil: print texts on stdout instead
@@ -28,7 +29,7 @@ type config struct {
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	cfg := config{rules: verify.DefaultConfig()}
 	lim := &cfg.rules.Limits
-	var origins string
+	var origins, testNumbers string
 	fs := flag.NewFlagSet("verifier", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.addr, "addr", ":3000", "listen address")
@@ -46,6 +47,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&lim.PerConnection.N, "max-sms-per-connection", lim.PerConnection.N, "texts per hour requested on one connection (0: no cap)")
 	fs.StringVar(&cfg.rules.DefaultRegion, "region", cfg.rules.DefaultRegion, "region of numbers written without a country code (ISO 3166, e.g. US)")
 	fs.DurationVar(&cfg.smsTimeout, "sms-timeout", 5*time.Second, "how long one call to the SMS provider may take")
+	fs.StringVar(&testNumbers, "test-numbers", "", `test numbers with fixed codes, "+15555550100=123456,...": no text is sent`)
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -59,11 +61,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if envErr != nil {
 		return cfg, envErr
 	}
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if cfg.rules.TestNumbers, err = parseTestNumbers(testNumbers); err != nil {
+		return cfg, err
 	}
 	if err := cfg.rules.Validate(); err != nil {
 		return cfg, err
@@ -75,8 +81,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" && u.Path != "/" {
 			return cfg, fmt.Errorf("allowed origin %q: want scheme://host[:port]", o)
 		}
-		cfg.allowedOrigins = append(cfg.allowedOrigins, strings.TrimRight(o, "/"))
+		cfg.hostOrigins = append(cfg.hostOrigins, strings.TrimRight(o, "/"))
 	}
+	cfg.allowedOrigins = append(cfg.allowedOrigins, cfg.hostOrigins...)
 	if cfg.publicURL != "" {
 		u, err := url.Parse(cfg.publicURL)
 		if err != nil || u.Scheme == "" || u.Host == "" {
@@ -97,4 +104,20 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		}
 	}
 	return cfg, nil
+}
+
+// parseTestNumbers reads "+15555550100=123456,+15555550101=654321".
+func parseTestNumbers(list string) (map[string]string, error) {
+	numbers := map[string]string{}
+	for pair := range strings.SplitSeq(list, ",") {
+		if pair = strings.TrimSpace(pair); pair == "" {
+			continue
+		}
+		phone, code, ok := strings.Cut(pair, "=")
+		if !ok {
+			return nil, fmt.Errorf("test number %q: want +15555550100=123456", pair)
+		}
+		numbers[strings.TrimSpace(phone)] = strings.TrimSpace(code)
+	}
+	return numbers, nil
 }

@@ -39,7 +39,7 @@ func TestFullFlowOverWebSocketWithTwilio(t *testing.T) {
 	}
 }
 
-func TestTheCodeNeverTravelsToTheBrowser(t *testing.T) {
+func TestTheCodeNeverTravelsToTheBrowserWhenTwilioIsConfigured(t *testing.T) {
 	ts := startServer(t, nil, nil)
 	c := dial(t, ts.URL)
 	c.register(phone)
@@ -77,11 +77,15 @@ func TestConsoleSenderPrintsTextsWhenTwilioIsNotConfigured(t *testing.T) {
 	ts := startServer(t, []string{"-public-url=https://verify.example.com"}, map[string]string{"TWILIO_ACCOUNT_SID": ""})
 	c := dial(t, ts.URL)
 	c.register(phone)
+	inbox := c.expect("dev_sms", "") // the dev inbox hears the text before the answer
 	c.expect("code_generated", "")
 	line := ts.stdout.waitFor(t, "DEV SMS to +14155552671: Your verification code is: ")
 	code := faketwilio.Code(line)
 	if !strings.HasSuffix(line, " | @verify.example.com #"+code) {
 		t.Fatalf("line %q lacks the WebOTP part", line)
+	}
+	if inbox.Data["phone_number"] != phone || faketwilio.Code(inbox.Data["body"].(string)) != code {
+		t.Fatalf("dev inbox got %v", inbox.Data)
 	}
 	c.verify(phone, code)
 	c.expect("verified", "")

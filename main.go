@@ -44,11 +44,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
+	bundle, err := assets.Load()
+	if err != nil {
+		return err
+	}
+	cfg.rules.SMSTemplates = bundle.SMSTemplates()
+	if err := cfg.rules.Validate(); err != nil {
+		return err
+	}
+
 	store, err := db.Open(cfg.dbPath)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	keys, err := loadKeys(store, getenv, stdout)
+	if err != nil {
+		return err
+	}
+
+	frontend := &server.Frontend{Log: log, HostOrigins: cfg.hostOrigins}
+	wsHub := hub.New(hub.Config{AllowedOrigins: cfg.allowedOrigins}, frontend, log)
+	publisher := server.Publisher{Hub: wsHub}
 
 	var sender verify.Sender
 	if cfg.twilio != nil {
@@ -56,14 +73,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 	} else {
-		sender = sms.NewConsole(stdout)
-		log.Warn("no TWILIO_ACCOUNT_SID: texts are printed on standard output, not sent")
+		sender = sms.NewConsole(stdout, publisher)
+		log.Warn("no TWILIO_ACCOUNT_SID: texts are printed on standard output and in the page's dev inbox, not sent")
 	}
 
-	frontend := &server.Frontend{Log: log}
-	wsHub := hub.New(hub.Config{AllowedOrigins: cfg.allowedOrigins}, frontend, log)
+	isTest := func(phone string) bool { _, ok := cfg.rules.TestNumbers[phone]; return ok }
+	tokens, err := verify.NewTokens(keys.tokens, store, nil, isTest)
+	if err != nil {
+		return err
+	}
 	svc, err := verify.NewService(cfg.rules, verify.Deps{
-		Store: store, Sender: sender, Pub: server.Publisher{Hub: wsHub}, Log: log,
+		Store: store, Sender: sender, Pub: publisher, Tokens: tokens, Log: log,
 	})
 	if err != nil {
 		return err
@@ -76,7 +96,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	srv := &http.Server{
 		Handler: server.NewHandler(server.Deps{
-			Hub: wsHub, Assets: assets.FS(), Health: store.Ping, Log: log,
+			Hub: wsHub, OriginAllowed: wsHub.OriginAllowed, Assets: bundle, Health: store.Ping, Log: log,
+			SiteVerify: &server.SiteVerify{
+				Tokens: tokens, APIKey: keys.api, Log: log,
+				WrongSecrets: verify.NewWindowLimiter(verify.Rate{N: 10, Per: time.Minute}, nil),
+			},
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -86,6 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
 	go svc.RunSweeper(sweepCtx, time.Second)
+	go forgetSpentTokens(sweepCtx, store, log)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

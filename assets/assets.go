@@ -1,20 +1,118 @@
-// Package assets embeds the page and everything it loads, so the binary
-// serves the front end with no files beside it and no CDN.
+// Package assets embeds the front end, so the binary serves it with no files
+// beside it and no CDN. The card's markup, the flow script and the
+// languages are written once and assembled here into the page's and the
+// widget's bundles.
 package assets
 
 import (
+	"bytes"
 	"embed"
+	"encoding/json"
+	"fmt"
 	"io/fs"
+	"path"
+	"strings"
 )
 
-//go:embed static
-var static embed.FS
+//go:embed static i18n
+var files embed.FS
 
-// FS holds index.html, app.js and style.css at its root.
-func FS() fs.FS {
-	sub, err := fs.Sub(static, "static")
-	if err != nil {
-		panic(err) // the embed directive guarantees the folder
+// Bundle is the front end, assembled once at start.
+type Bundle struct {
+	Index   []byte // the page, with the card in it
+	App     []byte // the page's script
+	Widget  []byte // the embeddable widget, self-contained
+	CSS     []byte
+	Demo    []byte // a host page with the widget (/demo/embed)
+	DemoCSS []byte
+	// Languages maps a language ("en") to its strings; add a language by
+	// adding i18n/<code>.json.
+	Languages map[string]map[string]string
+}
+
+// Load assembles the bundle from the embedded files.
+func Load() (*Bundle, error) {
+	read := func(name string) []byte {
+		b, err := files.ReadFile(name)
+		if err != nil {
+			panic(err) // embedded at build time: a missing file is a build bug
+		}
+		return b
 	}
-	return sub
+	langs, err := loadLanguages()
+	if err != nil {
+		return nil, err
+	}
+	card, css := read("static/card.html"), read("static/style.css")
+	i18nJSON, _ := json.Marshal(langs)
+	cardJSON, _ := json.Marshal(string(card))
+	cssJSON, _ := json.Marshal(string(css))
+	prelude := fmt.Sprintf("const I18N = %s;\nconst CARD = %s;\n", i18nJSON, cardJSON)
+	// Each bundle is one strict-mode function, so nothing leaks into a host
+	// page's globals.
+	wrap := func(parts ...[]byte) []byte {
+		var b bytes.Buffer
+		b.WriteString("(function () {\n\"use strict\";\n")
+		b.WriteString(prelude)
+		for _, p := range parts {
+			b.Write(p)
+			b.WriteString("\n")
+		}
+		b.WriteString("})();\n")
+		return b.Bytes()
+	}
+	flow := read("static/flow.js")
+	return &Bundle{
+		Index:     bytes.Replace(read("static/index.html"), []byte("{{CARD}}"), card, 1),
+		App:       wrap(flow, read("static/page.js")),
+		Widget:    wrap([]byte("const CSS = "+string(cssJSON)+";"), flow, read("static/widget.js")),
+		CSS:       css,
+		Demo:      read("static/demo.html"),
+		DemoCSS:   read("static/demo.css"),
+		Languages: langs,
+	}, nil
+}
+
+func loadLanguages() (map[string]map[string]string, error) {
+	entries, err := fs.ReadDir(files, "i18n")
+	if err != nil {
+		return nil, err
+	}
+	langs := map[string]map[string]string{}
+	for _, e := range entries {
+		code, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		b, err := files.ReadFile(path.Join("i18n", e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		var strs map[string]string
+		if err := json.Unmarshal(b, &strs); err != nil {
+			return nil, fmt.Errorf("i18n/%s: %w", e.Name(), err)
+		}
+		langs[code] = strs
+	}
+	en, ok := langs["en"]
+	if !ok {
+		return nil, fmt.Errorf("i18n/en.json is missing")
+	}
+	for code, strs := range langs {
+		for key := range en {
+			if _, ok := strs[key]; !ok {
+				return nil, fmt.Errorf("i18n/%s.json lacks %q", code, key)
+			}
+		}
+	}
+	return langs, nil
+}
+
+// SMSTemplates maps each language to its text body, with {code}.
+func (b *Bundle) SMSTemplates() map[string]string {
+	out := map[string]string{}
+	for code, strs := range b.Languages {
+		out[code] = strs["sms_body"]
+	}
+	return out
 }

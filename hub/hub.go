@@ -114,15 +114,15 @@ func New(cfg Config, h Handler, log *slog.Logger) *Hub {
 		ReadBufferSize:  1024,
 		WriteBufferSize: 1024,
 		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     hb.checkOrigin,
+		CheckOrigin:     hb.OriginAllowed,
 	}
 	go hb.run()
 	return hb
 }
 
-// checkOrigin lets in the server's own origin, the allow-list, and clients
+// OriginAllowed lets in the server's own origin, the allow-list, and clients
 // that send no Origin at all (not browsers, so not a cross-site risk).
-func (h *Hub) checkOrigin(r *http.Request) bool {
+func (h *Hub) OriginAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"verifier/verify"
 )
@@ -22,6 +23,7 @@ type request struct {
 	Phone    string
 	Code     string
 	Reverify bool
+	Lang     string
 }
 
 type envelope struct {
@@ -33,6 +35,7 @@ type payload struct {
 	PhoneNumber *string `json:"phone_number"`
 	Code        *string `json:"code"`
 	Reverify    *bool   `json:"reverify"`
+	Lang        *string `json:"lang"`
 }
 
 // errBadFrame is wrapped by every decoding error; the text after it is
@@ -78,7 +81,20 @@ func decodeFrame(frame []byte) (request, error) {
 		req.Code = *p.Code
 	}
 	req.Reverify = p.Reverify != nil && *p.Reverify
+	if p.Lang != nil {
+		req.Lang = languageTag(*p.Lang)
+	}
 	return req, nil
+}
+
+// languageTag keeps the primary subtag of a BCP 47 tag ("es-MX" -> "es"),
+// or "" for anything that is not one.
+func languageTag(s string) string {
+	primary, _, _ := strings.Cut(strings.ToLower(s), "-")
+	if len(primary) < 2 || len(primary) > 3 || strings.Trim(primary, "abcdefghijklmnopqrstuvwxyz") != "" {
+		return ""
+	}
+	return primary
 }
 
 func truncate(s string, n int) string {

@@ -5,9 +5,9 @@ package server
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"log/slog"
-	"net/http"
+	"net/url"
+	"strings"
 
 	"verifier/hub"
 	"verifier/verify"
@@ -28,6 +28,7 @@ func (p Publisher) Publish(phone string, ev verify.Event, exceptConn string) {
 
 // Rules is what the glue needs of verify.Service.
 type Rules interface {
+	Normalize(phone string) (string, error)
 	Register(ctx context.Context, who verify.Requester, phone string, reverify bool) (string, verify.Event)
 	Verify(ctx context.Context, who verify.Requester, phone, code string) verify.Event
 	Resume(ctx context.Context, phone string) (string, verify.Event)
@@ -39,6 +40,9 @@ var _ Rules = (*verify.Service)(nil)
 type Frontend struct {
 	Rules Rules
 	Log   *slog.Logger
+	// HostOrigins are the allowed host sites' origins; a text asked for
+	// from one names its host in the WebOTP line.
+	HostOrigins []string
 }
 
 // HandleFrame implements hub.Handler.
@@ -49,21 +53,33 @@ func (f *Frontend) HandleFrame(ctx context.Context, c *hub.Conn, frame []byte) {
 		c.Send(encodeEvent(verify.Update(verify.ReasonBadRequest, badRequestMessage(err))))
 		return
 	}
-	who := verify.Requester{ConnID: c.ID(), ClientAddr: c.ClientAddr()}
-	var phone string
+	// Subscribe before acting, so that nothing the action publishes (a dev
+	// inbox text, another tab's verified) can be missed.
+	if phone, err := f.Rules.Normalize(req.Phone); err == nil && req.Event != eventVerify {
+		c.Subscribe(phone)
+	}
+	who := verify.Requester{ConnID: c.ID(), ClientAddr: c.ClientAddr(), Lang: req.Lang, Host: f.hostOf(c.Origin())}
 	var answer verify.Event
 	switch req.Event {
 	case eventRegister:
-		phone, answer = f.Rules.Register(ctx, who, req.Phone, req.Reverify)
+		_, answer = f.Rules.Register(ctx, who, req.Phone, req.Reverify)
 	case eventResume:
-		phone, answer = f.Rules.Resume(ctx, req.Phone)
+		_, answer = f.Rules.Resume(ctx, req.Phone)
 	case eventVerify:
 		answer = f.Rules.Verify(ctx, who, req.Phone, req.Code)
 	}
-	if phone != "" {
-		c.Subscribe(phone)
-	}
 	c.Send(encodeEvent(answer))
+}
+
+func (f *Frontend) hostOf(origin string) string {
+	for _, o := range f.HostOrigins {
+		if strings.EqualFold(o, origin) {
+			if u, err := url.Parse(origin); err == nil {
+				return u.Hostname()
+			}
+		}
+	}
+	return ""
 }
 
 func badRequestMessage(err error) string {
@@ -73,48 +89,3 @@ func badRequestMessage(err error) string {
 	return "That request was not understood."
 }
 
-// Deps are what the routes serve.
-type Deps struct {
-	Hub    http.Handler
-	Assets fs.FS
-	Health func() error
-	Log    *slog.Logger
-}
-
-// NewHandler returns every route of the server.
-func NewHandler(d Deps) http.Handler {
-	mux := http.NewServeMux()
-	addRoutes(mux, d)
-	return mux
-}
-
-func addRoutes(mux *http.ServeMux, d Deps) {
-	files := http.FileServerFS(d.Assets)
-	mux.Handle("GET /ws", d.Hub)
-	mux.Handle("GET /{$}", pageHeaders(files))
-	mux.Handle("GET /app.js", pageHeaders(files))
-	mux.Handle("GET /style.css", pageHeaders(files))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := d.Health(); err != nil {
-			d.Log.Error("healthz", "err", err)
-			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("ok\n"))
-	})
-}
-
-// pageHeaders keeps the page from loading anything foreign or being framed
-// by strangers.
-func pageHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; "+
-			"frame-ancestors 'self'; base-uri 'none'; form-action 'self'; object-src 'none'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cache-Control", "no-cache")
-		next.ServeHTTP(w, r)
-	})
-}

@@ -12,22 +12,33 @@ import (
 	"verifier/verify"
 )
 
-// Console prints each message instead of sending it, for development.
+// Console prints each message instead of sending it, for development, and
+// pushes it to the pages on that number (the dev inbox).
 type Console struct {
-	mu  sync.Mutex
-	out io.Writer
+	mu    sync.Mutex
+	out   io.Writer
+	inbox verify.Publisher // nil: print only
 }
 
 var _ verify.Sender = (*Console)(nil)
 
-// NewConsole prints to out.
-func NewConsole(out io.Writer) *Console { return &Console{out: out} }
+// EventDevSMS carries a text the console sender printed, to the dev inbox.
+const EventDevSMS = "dev_sms"
+
+// NewConsole prints to out and, if inbox is not nil, publishes each text.
+func NewConsole(out io.Writer, inbox verify.Publisher) *Console {
+	return &Console{out: out, inbox: inbox}
+}
 
 // Send writes "DEV SMS to <E.164>: <body>" as one line.
 func (c *Console) Send(_ context.Context, m verify.Message) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	_, err := fmt.Fprintf(c.out, "DEV SMS to %s: %s\n", m.To, OneLine(m.Body))
+	c.mu.Unlock()
+	if err == nil && c.inbox != nil {
+		c.inbox.Publish(m.To, verify.Event{Name: EventDevSMS, Data: map[string]any{
+			"phone_number": m.To, "body": m.Body}}, "")
+	}
 	return err
 }
 

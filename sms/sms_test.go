@@ -107,7 +107,7 @@ func TestTwilioConfigIsChecked(t *testing.T) {
 
 func TestConsolePrintsOneLinePerMessage(t *testing.T) {
 	var out bytes.Buffer
-	c := NewConsole(&out)
+	c := NewConsole(&out, nil)
 	c.Send(context.Background(), verify.Message{To: "+14155552671", Body: "Your verification code is: 123456\n\n@example.com #123456"})
 	want := "DEV SMS to +14155552671: Your verification code is: 123456 | @example.com #123456\n"
 	if out.String() != want {

@@ -1,0 +1,124 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"html/template"
+	"log/slog"
+	"net/http"
+
+	"verifier/assets"
+)
+
+// Deps are what the routes serve.
+type Deps struct {
+	Hub           http.Handler
+	OriginAllowed func(*http.Request) bool // the hub's check, for the widget
+	Assets        *assets.Bundle
+	SiteVerify    *SiteVerify
+	Health        func() error
+	Log           *slog.Logger
+}
+
+// NewHandler returns every route of the server.
+func NewHandler(d Deps) http.Handler {
+	mux := http.NewServeMux()
+	addRoutes(mux, d)
+	return mux
+}
+
+func addRoutes(mux *http.ServeMux, d Deps) {
+	a := d.Assets
+	mux.Handle("GET /ws", d.Hub)
+	mux.Handle("GET /{$}", pageHeaders(static("text/html; charset=utf-8", a.Index)))
+	mux.Handle("GET /app.js", pageHeaders(static("text/javascript; charset=utf-8", a.App)))
+	mux.Handle("GET /style.css", pageHeaders(static("text/css; charset=utf-8", a.CSS)))
+	mux.Handle("GET /widget.js", widgetHeaders(static("text/javascript; charset=utf-8", a.Widget)))
+	mux.HandleFunc("GET /widget/config", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Vary", "Origin")
+		writeJSON(w, http.StatusOK, map[string]bool{"allowed": d.OriginAllowed(r)})
+	})
+	mux.Handle("POST /api/siteverify", d.SiteVerify)
+	mux.Handle("GET /demo/embed", pageHeaders(static("text/html; charset=utf-8", a.Demo)))
+	mux.Handle("GET /demo.css", pageHeaders(static("text/css; charset=utf-8", a.DemoCSS)))
+	mux.Handle("POST /demo/embed", pageHeaders(demoSignup(d.SiteVerify)))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := d.Health(); err != nil {
+			d.Log.Error("healthz", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unavailable"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// static serves fixed bytes with an ETag, so browsers revalidate cheaply.
+func static(contentType string, body []byte) http.Handler {
+	sum := sha256.Sum256(body)
+	etag := `"` + hex.EncodeToString(sum[:8]) + `"`
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("ETag", etag)
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Write(body)
+	})
+}
+
+// pageHeaders keeps the page from loading anything foreign or being framed
+// by strangers.
+func pageHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; "+
+			"frame-ancestors 'self'; base-uri 'none'; form-action 'self'; object-src 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-cache")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// widgetHeaders let any page load the script (whether it may use the
+// verifier is the WebSocket's and /widget/config's business) and cache it
+// briefly, so a deploy reaches host pages within minutes.
+func widgetHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "public, max-age=300")
+		h.Set("Cross-Origin-Resource-Policy", "cross-origin")
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
+}
+
+var demoResult = template.Must(template.New("result").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Demo shop: {{if .OK}}welcome{{else}}not verified{{end}}</title><link rel="stylesheet" href="/demo.css"></head>
+<body><main class="shop">
+<h1>{{if .OK}}Welcome, {{.Name}}!{{else}}We could not confirm your phone number{{end}}</h1>
+<p class="hint">The back end posted the token to <code>/api/siteverify</code> with the API key and got:</p>
+<pre>{{.Answer}}</pre>
+<p><a href="/demo/embed">Back to the form</a></p>
+</main></body></html>`))
+
+// demoSignup is the demo shop's back end: it checks the widget's token the
+// way a host's server would, through the same siteverify code.
+func demoSignup(sv *SiteVerify) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxSiteverifyBody)
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, "bad form", http.StatusBadRequest)
+			return
+		}
+		_, res := sv.verify(r, sv.APIKey, r.PostForm.Get("phone_verification_token"))
+		answer, _ := json.MarshalIndent(res, "", "  ")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		demoResult.Execute(w, map[string]any{"OK": res.Success, "Name": r.PostForm.Get("name"), "Answer": string(answer)})
+	})
+}
