@@ -88,4 +88,3 @@ func badRequestMessage(err error) string {
 	}
 	return "That request was not understood."
 }
-

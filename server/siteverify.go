@@ -142,7 +142,6 @@ func readSiteverifyInput(r *http.Request) (secret, token string, err error) {
 	return r.PostForm.Get("secret"), cmp.Or(r.PostForm.Get("token"), r.PostForm.Get("response")), nil
 }
 
-
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
