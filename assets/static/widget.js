@@ -43,12 +43,15 @@
       return;
     }
     const shadow = container.shadowRoot || container.attachShadow({ mode: "open" });
-    const style = document.createElement("style");
-    style.textContent = ":host{all:initial;display:block}\n" + CSS;
+    // A constructed style sheet is not an inline style, so a host page's
+    // Content-Security-Policy does not block it.
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(":host{all:initial;display:block}\n" + CSS);
+    shadow.adoptedStyleSheets = [sheet];
     const wrap = document.createElement("div");
     wrap.className = ("vf vf-widget " + theme).trim();
     wrap.lang = lang;
-    shadow.replaceChildren(style, wrap);
+    shadow.replaceChildren(wrap);
 
     function fail(message) {
       const p = document.createElement("p");

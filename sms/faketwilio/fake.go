@@ -137,7 +137,9 @@ func (s *Server) Next(phone string) <-chan Message {
 	return ch
 }
 
-var codePattern = regexp.MustCompile(`code is: (\d+)`)
+// codePattern is the first run of 4 to 10 digits: the code, in any of the
+// languages the texts are written in.
+var codePattern = regexp.MustCompile(`\b(\d{4,10})\b`)
 
 // Code extracts the verification code from a message body.
 func Code(body string) string {
