@@ -75,3 +75,11 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 	})
 }
+
+func TestLanguageTag(t *testing.T) {
+	for in, want := range map[string]string{"es": "es", "es-MX": "es", "FR": "fr", "": "", "e": "", "english": "", "<b>": "", "zh-Hant-TW": "zh"} {
+		if got := languageTag(in); got != want {
+			t.Errorf("languageTag(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,12 +1,15 @@
 package server
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"verifier/assets"
 )
@@ -54,18 +57,29 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	})
 }
 
-// static serves fixed bytes with an ETag, so browsers revalidate cheaply.
+// static serves fixed bytes, compressed once at start, with an ETag so
+// browsers revalidate cheaply.
 func static(contentType string, body []byte) http.Handler {
 	sum := sha256.Sum256(body)
 	etag := `"` + hex.EncodeToString(sum[:8]) + `"`
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	zw.Write(body)
+	zw.Close()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", contentType)
-		w.Header().Set("ETag", etag)
-		if r.Header.Get("If-None-Match") == etag {
+		h := w.Header()
+		h.Set("Content-Type", contentType)
+		h.Set("Vary", "Accept-Encoding")
+		h.Set("ETag", etag)
+		switch {
+		case r.Header.Get("If-None-Match") == etag:
 			w.WriteHeader(http.StatusNotModified)
-			return
+		case strings.Contains(r.Header.Get("Accept-Encoding"), "gzip"):
+			h.Set("Content-Encoding", "gzip")
+			w.Write(gz.Bytes())
+		default:
+			w.Write(body)
 		}
-		w.Write(body)
 	})
 }
 
