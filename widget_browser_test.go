@@ -17,6 +17,14 @@ import (
 // started after the host (it needs the host's origin for -allowed-origins).
 func hostPage(t *testing.T, verifierURL *atomic.Value) *httptest.Server {
 	t.Helper()
+	return hostPageWith(t, verifierURL, `<div id="phone-check"></div>
+  <script src="%[1]s/widget.js" data-container="#phone-check" data-callback="onPhone"></script>`)
+}
+
+// hostPageWith puts widgets (a format with %[1]s for the verifier's URL)
+// in the host's form.
+func hostPageWith(t *testing.T, verifierURL *atomic.Value, widgets string) *httptest.Server {
+	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, `<!doctype html><html lang="en"><head><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -34,12 +42,13 @@ function onPhone(detail) { window.callbacks.push(detail); }
 <h1>Sign up at the host shop</h1>
 <form id="signup" method="post" action="/submit">
   <label>Email <input name="email" value="a@example.com"></label>
-  <div id="phone-check"></div>
-  <script src="%s/widget.js" data-container="#phone-check" data-callback="onPhone"></script>
+  `+widgets+`
   <button type="submit">Create account</button>
 </form>
 <script>
-document.getElementById("phone-check").addEventListener("phone-verified", (e) => window.events.push(e.detail));
+for (const el of document.querySelectorAll("form div[id]")) {
+  el.addEventListener("phone-verified", (e) => window.events.push({ ...e.detail, container: el.id }));
+}
 </script></body></html>`, verifierURL.Load())
 	}))
 	t.Cleanup(srv.Close)
@@ -168,5 +177,44 @@ func TestThePageSpeaksTheAskedLanguage(t *testing.T) {
 	screenshot(t, ctx, "page-6-spanish")
 	if body := ts.Twilio.To(phone)[0].Body; !strings.HasPrefix(body, "Tu código de verificación es: ") {
 		t.Fatalf("text in Spanish expected, got %q", body)
+	}
+}
+
+func TestTwoWidgetsOnOnePageWorkIndependently(t *testing.T) {
+	ctx := newBrowser(t)
+	var verifierURL atomic.Value
+	host := hostPageWith(t, &verifierURL, `<div id="own"></div>
+  <script src="%[1]s/widget.js" data-container="#own" data-theme="dark" data-lang="fr"></script>
+  <div id="other"></div>
+  <script src="%[1]s/widget.js" data-container="#other"></script>`)
+	ts := startServer(t, []string{"-allowed-origins=" + host.URL}, nil)
+	verifierURL.Store(ts.URL)
+	root := func(id string) string { return `document.getElementById("` + id + `").shadowRoot` }
+	in := func(id, el string) chromedp.JSPath { return chromedp.JSPath(root(id) + `.getElementById("` + el + `")`) }
+	open := func(id string) string {
+		return root(id) + ` && ` + root(id) + `.getElementById("connection")?.dataset.state === "open"`
+	}
+	step(t, ctx, "open", chromedp.Navigate(host.URL), chromedp.Poll[chromedp.Void](open("own")+" && "+open("other")))
+	if got := eval[string](t, ctx, root("own")+`.getElementById("register_button").textContent`); got != "Envoyer le code" {
+		t.Errorf("data-lang=fr widget says %q", got)
+	}
+	second := numberN(7)
+	step(t, ctx, "verify in the second widget only",
+		chromedp.SendKeys(in("other", "phone_number"), second),
+		chromedp.Click(in("other", "register_button")),
+		chromedp.WaitVisible(in("other", "code")))
+	step(t, ctx, "type the code",
+		chromedp.SendKeys(in("other", "code"), ts.codeFor(t, second)),
+		chromedp.Click(in("other", "verify_button")),
+		chromedp.Poll[chromedp.Void](`window.events.length === 1`))
+	screenshot(t, ctx, "widget-5-two-widgets")
+	if got := eval[string](t, ctx, `window.events[0].container`); got != "other" {
+		t.Fatalf("event fired on #%s", got)
+	}
+	if !eval[bool](t, ctx, `!`+root("own")+`.getElementById("register_form").hidden`) {
+		t.Fatal("the first widget left its number form")
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('#own input[name="phone_verification_token"]').length`); n != 0 {
+		t.Fatalf("the first widget got %d token inputs", n)
 	}
 }
