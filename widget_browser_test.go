@@ -190,7 +190,9 @@ func TestTwoWidgetsOnOnePageWorkIndependently(t *testing.T) {
 	ts := startServer(t, []string{"-allowed-origins=" + host.URL}, nil)
 	verifierURL.Store(ts.URL)
 	root := func(id string) string { return `document.getElementById("` + id + `").shadowRoot` }
-	in := func(id, el string) chromedp.JSPath { return chromedp.JSPath(root(id) + `.getElementById("` + el + `")`) }
+	in := func(id, el string) chromedp.JSPath {
+		return chromedp.JSPath(root(id) + `.getElementById("` + el + `")`)
+	}
 	open := func(id string) string {
 		return root(id) + ` && ` + root(id) + `.getElementById("connection")?.dataset.state === "open"`
 	}
