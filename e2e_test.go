@@ -55,11 +55,8 @@ func TestTheCodeNeverTravelsToTheBrowserWhenTwilioIsConfigured(t *testing.T) {
 
 func TestLogsNeverHoldACodeOrAFullNumberWhenTwilioIsConfigured(t *testing.T) {
 	ts := startServer(t, []string{"-max-attempts=2"}, nil)
-	c := dial(t, ts.URL)
-	c.register(phone)
-	c.expect("code_generated", "")
-	code := ts.codeFor(t, phone)
-	c.verify(phone, "000000")
+	c, code := ts.requestCode(t, phone)
+	c.verify(phone, wrongCode(code))
 	c.next()
 	c.verify(phone, code)
 	c.next()
@@ -171,60 +168,32 @@ func TestInvalidNumbersAreRefusedBeforeAnythingIsSent(t *testing.T) {
 
 func TestTwilioRefusingTheNumberGivesInvalidPhoneAndAllowsACorrection(t *testing.T) {
 	ts := startServer(t, nil, nil)
-	refuse := true
-	var mu sync.Mutex
-	ts.Twilio.Fail = func(string) *faketwilio.Failure {
-		mu.Lock()
-		defer mu.Unlock()
-		if refuse {
-			return &faketwilio.Failure{HTTPStatus: 400, Code: 21211}
-		}
-		return nil
-	}
+	ts.Twilio.SetFailure(&faketwilio.Failure{HTTPStatus: 400, Code: 21211})
 	c := dial(t, ts.URL)
 	c.register(phone)
 	c.expect("update", "invalid_phone")
-	mu.Lock()
-	refuse = false
-	mu.Unlock()
+	ts.Twilio.SetFailure(nil)
 	c.register(phone) // at once: nothing was left pending
 	c.expect("code_generated", "")
 }
 
 func TestTwilioFailingGivesSendFailedAndLeavesNothingPending(t *testing.T) {
 	ts := startServer(t, nil, nil)
-	failing := true
-	var mu sync.Mutex
-	ts.Twilio.Fail = func(string) *faketwilio.Failure {
-		mu.Lock()
-		defer mu.Unlock()
-		if failing {
-			return &faketwilio.Failure{HTTPStatus: 500}
-		}
-		return nil
-	}
+	ts.Twilio.SetFailure(&faketwilio.Failure{HTTPStatus: 500})
 	c := dial(t, ts.URL)
 	c.register(phone)
 	c.expect("update", "send_failed")
 	c.verify(phone, "123456")
 	c.expect("update", "not_requested")
-	mu.Lock()
-	failing = false
-	mu.Unlock()
+	ts.Twilio.SetFailure(nil)
 	c.register(phone)
 	c.expect("code_generated", "")
 }
 
 func TestWrongCodesThenTooManyAttempts(t *testing.T) {
 	ts := startServer(t, []string{"-max-attempts=3"}, nil)
-	c := dial(t, ts.URL)
-	c.register(phone)
-	c.expect("code_generated", "")
-	code := ts.codeFor(t, phone)
-	wrong := "000000"
-	if code == wrong {
-		wrong = "111111"
-	}
+	c, code := ts.requestCode(t, phone)
+	wrong := wrongCode(code)
 	c.verify(phone, wrong)
 	if f := c.expect("update", "wrong_code"); f.Data["attempts_left"] != 2.0 {
 		t.Fatalf("attempts_left %v", f.Data["attempts_left"])
@@ -239,10 +208,7 @@ func TestWrongCodesThenTooManyAttempts(t *testing.T) {
 
 func TestExpiryIsPushedAndAnsweredToALateVerify(t *testing.T) {
 	ts := startServer(t, []string{"-code-ttl=1s"}, nil)
-	c := dial(t, ts.URL)
-	c.register(phone)
-	c.expect("code_generated", "")
-	code := ts.codeFor(t, phone)
+	c, code := ts.requestCode(t, phone)
 	if f := c.expect("reset", "expired"); f.Data["phone_number"] != phone {
 		t.Fatalf("reset %v", f.Data)
 	}
@@ -251,11 +217,9 @@ func TestExpiryIsPushedAndAnsweredToALateVerify(t *testing.T) {
 
 	// A verify that arrives before the sweeper is told expired too.
 	ts2 := startServer(t, []string{"-code-ttl=1s"}, nil)
-	c2 := dial(t, ts2.URL)
-	c2.register(phone)
-	c2.expect("code_generated", "")
+	c2, code := ts2.requestCode(t, phone)
 	time.Sleep(1100 * time.Millisecond)
-	c2.verify(phone, ts2.codeFor(t, phone))
+	c2.verify(phone, code)
 	f := c2.next()
 	if f.Event != "reset" || f.reason() != "expired" {
 		t.Fatalf("late verify got %s %v", f.Event, f.Data)
@@ -264,10 +228,7 @@ func TestExpiryIsPushedAndAnsweredToALateVerify(t *testing.T) {
 
 func TestResendTooSoonThenAfterTheWait(t *testing.T) {
 	ts := startServer(t, []string{"-resend-after=500ms"}, nil)
-	c := dial(t, ts.URL)
-	c.register(phone)
-	c.expect("code_generated", "")
-	first := ts.codeFor(t, phone)
+	c, first := ts.requestCode(t, phone)
 	c.register(phone)
 	if f := c.expect("update", "already_requested"); f.Data["resend_in"] != 1.0 {
 		t.Fatalf("resend_in %v", f.Data["resend_in"])
@@ -321,26 +282,18 @@ func TestTwoConnectionsOnOneNumberStayInStep(t *testing.T) {
 
 func TestTooManyAttemptsResetsEveryTab(t *testing.T) {
 	ts := startServer(t, []string{"-max-attempts=1"}, nil)
-	tab1, tab2 := dial(t, ts.URL), dial(t, ts.URL)
-	tab1.register(phone)
-	tab1.expect("code_generated", "")
+	tab1, code := ts.requestCode(t, phone)
+	tab2 := dial(t, ts.URL)
 	tab2.register(phone)
 	tab2.expect("update", "already_requested")
-	code := ts.codeFor(t, phone)
-	wrong := "000000"
-	if code == wrong {
-		wrong = "111111"
-	}
-	tab1.verify(phone, wrong)
+	tab1.verify(phone, wrongCode(code))
 	tab1.expect("reset", "too_many_attempts")
 	tab2.expect("reset", "too_many_attempts")
 }
 
 func TestResumePutsAReconnectedPageBackOnTheCodeForm(t *testing.T) {
 	ts := startServer(t, nil, nil)
-	c := dial(t, ts.URL)
-	c.register(phone)
-	c.expect("code_generated", "")
+	c, code := ts.requestCode(t, phone)
 	c.ws.Close()
 
 	again := dial(t, ts.URL)
@@ -348,7 +301,7 @@ func TestResumePutsAReconnectedPageBackOnTheCodeForm(t *testing.T) {
 	if f := again.expect("update", "code_pending"); f.Data["code_length"] != 6.0 {
 		t.Fatalf("code_pending %v", f.Data)
 	}
-	again.verify(phone, ts.codeFor(t, phone))
+	again.verify(phone, code)
 	again.expect("verified", "")
 	if n := len(ts.Twilio.To(phone)); n != 1 {
 		t.Fatalf("%d texts, want 1", n)

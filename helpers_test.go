@@ -223,4 +223,22 @@ func (ts *testServer) codeFor(t testing.TB, phone string) string {
 	return code
 }
 
+// requestCode opens a connection, asks for a code for phone and returns
+// the connection and the code the fake Twilio received.
+func (ts *testServer) requestCode(t testing.TB, phone string) (*client, string) {
+	t.Helper()
+	c := dial(t, ts.URL)
+	c.register(phone)
+	c.expect("code_generated", "")
+	return c, ts.codeFor(t, phone)
+}
+
+// wrongCode is a code of the same length that is not code.
+func wrongCode(code string) string {
+	if code[0] == '9' {
+		return "0" + code[1:]
+	}
+	return string(code[0]+1) + code[1:]
+}
+
 func numberN(i int) string { return fmt.Sprintf("+1415555%04d", 2000+i) }

@@ -75,7 +75,7 @@ func TestTwilioErrorsMapToRejectedOrFailed(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := faketwilio.New(sid, token)
-			fake.Fail = func(string) *faketwilio.Failure { return tc.failure }
+			fake.SetFailure(tc.failure)
 			tw := newTwilio(t, fake, func(c *TwilioConfig) { c.AuthToken = tc.token })
 			start := time.Now()
 			err := tw.Send(context.Background(), msg)

@@ -29,8 +29,7 @@ type Failure struct {
 type Server struct {
 	AccountSID string
 	AuthToken  string
-	// Fail, if set, decides per recipient whether to refuse.
-	Fail func(to string) *Failure
+	failure    atomic.Pointer[Failure]
 
 	mu       sync.Mutex
 	messages []Message
@@ -68,8 +67,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, 21604, "A 'To' phone number, a 'From' and a 'Body' are required.")
 		return
 	}
-	if s.Fail != nil {
-		if f := s.Fail(m.To); f != nil {
+	{
+		if f := s.failure.Load(); f != nil {
 			select {
 			case <-time.After(f.Delay):
 			case <-r.Context().Done():
@@ -113,6 +112,9 @@ func (s *Server) record(m Message) {
 	}
 	delete(s.waiters, m.To)
 }
+
+// SetFailure makes every later request fail as f says; nil heals.
+func (s *Server) SetFailure(f *Failure) { s.failure.Store(f) }
 
 // Messages returns every message accepted so far.
 func (s *Server) Messages() []Message {
