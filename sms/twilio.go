@@ -49,6 +49,16 @@ func NewTwilio(cfg TwilioConfig) (*Twilio, error) {
 		Credentials: client.NewCredentials(cfg.AccountSID, cfg.AuthToken),
 		HTTPClient: &http.Client{
 			Timeout: cfg.Timeout,
+			// Enough idle connections for a burst of sign-ups: the default
+			// keeps two, and the rest are torn down after each text.
+			Transport: &http.Transport{
+				Proxy:               http.ProxyFromEnvironment,
+				MaxIdleConns:        256,
+				MaxIdleConnsPerHost: 256,
+				IdleConnTimeout:     90 * time.Second,
+				TLSHandshakeTimeout: 10 * time.Second,
+				ForceAttemptHTTP2:   true,
+			},
 			// Twilio's own client does not follow redirects either.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},

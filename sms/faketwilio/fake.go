@@ -29,7 +29,10 @@ type Failure struct {
 type Server struct {
 	AccountSID string
 	AuthToken  string
-	failure    atomic.Pointer[Failure]
+	// NoHistory keeps no messages, only hands them to waiters (Next): a
+	// load generator's long run would otherwise keep them all.
+	NoHistory bool
+	failure   atomic.Pointer[Failure]
 
 	mu       sync.Mutex
 	messages []Message
@@ -67,21 +70,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, 21604, "A 'To' phone number, a 'From' and a 'Body' are required.")
 		return
 	}
-	{
-		if f := s.failure.Load(); f != nil {
-			select {
-			case <-time.After(f.Delay):
-			case <-r.Context().Done():
-				return
-			}
-			if f.Code == 0 {
-				w.WriteHeader(f.HTTPStatus)
-				fmt.Fprint(w, "<html>upstream trouble</html>")
-				return
-			}
-			writeError(w, f.HTTPStatus, f.Code, fmt.Sprintf("error %d", f.Code))
+	if f := s.failure.Load(); f != nil {
+		select {
+		case <-time.After(f.Delay):
+		case <-r.Context().Done():
 			return
 		}
+		if f.Code == 0 {
+			w.WriteHeader(f.HTTPStatus)
+			fmt.Fprint(w, "<html>upstream trouble</html>")
+			return
+		}
+		writeError(w, f.HTTPStatus, f.Code, fmt.Sprintf("error %d", f.Code))
+		return
 	}
 	sid := fmt.Sprintf("SM%032d", s.seq.Add(1))
 	s.record(m)
@@ -105,8 +106,10 @@ func writeError(w http.ResponseWriter, status, code int, msg string) {
 func (s *Server) record(m Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.messages = append(s.messages, m)
-	s.byTo[m.To] = append(s.byTo[m.To], m)
+	if !s.NoHistory {
+		s.messages = append(s.messages, m)
+		s.byTo[m.To] = append(s.byTo[m.To], m)
+	}
 	for _, ch := range s.waiters[m.To] {
 		ch <- m
 	}
