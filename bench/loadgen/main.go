@@ -442,4 +442,3 @@ func (l *loader) openIdle(n int) ([]*websocket.Conn, error) {
 	}
 	return conns, nil
 }
-
