@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ type config struct {
 	allowedOrigins []string // every origin the WebSocket accepts besides the request's own host
 	hostOrigins    []string // the host sites among them (-allowed-origins)
 	publicURL      string
+	debugAddr      string // pprof, loopback only; "" for none
 	smsTimeout     time.Duration
 	twilio         *sms.TwilioConfig // nil: print texts on stdout instead
 }
@@ -47,6 +49,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&lim.PerConnection.N, "max-sms-per-connection", lim.PerConnection.N, "texts per hour requested on one connection (0: no cap)")
 	fs.StringVar(&cfg.rules.DefaultRegion, "region", cfg.rules.DefaultRegion, "region of numbers written without a country code (ISO 3166, e.g. US)")
 	fs.DurationVar(&cfg.smsTimeout, "sms-timeout", 5*time.Second, "how long one call to the SMS provider may take")
+	fs.StringVar(&cfg.debugAddr, "debug-addr", "", "serve net/http/pprof here (loopback only, e.g. 127.0.0.1:6060)")
 	fs.StringVar(&testNumbers, "test-numbers", "", `test numbers with fixed codes, "+15555550100=123456,...": no text is sent`)
 
 	var envErr error
@@ -67,6 +70,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if cfg.debugAddr != "" {
+		host, _, err := net.SplitHostPort(cfg.debugAddr)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			return cfg, fmt.Errorf("debug address %q: must be a loopback address with a port", cfg.debugAddr)
+		}
 	}
 	if cfg.rules.TestNumbers, err = parseTestNumbers(testNumbers); err != nil {
 		return cfg, err

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,8 +26,8 @@ type request struct {
 }
 
 type envelope struct {
-	Event *string         `json:"event"`
-	Data  json.RawMessage `json:"data"`
+	Event *string  `json:"event"`
+	Data  *payload `json:"data"`
 }
 
 type payload struct {
@@ -51,6 +50,10 @@ func badFrame(format string, a ...any) error {
 func decodeFrame(frame []byte) (request, error) {
 	var env envelope
 	if err := json.Unmarshal(frame, &env); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return request{}, badFrame("%s has the wrong type", truncate(typeErr.Field, 32))
+		}
 		return request{}, badFrame("the message is not a JSON object")
 	}
 	if env.Event == nil {
@@ -62,13 +65,9 @@ func decodeFrame(frame []byte) (request, error) {
 	default:
 		return request{}, badFrame("unknown event %q", truncate(req.Event, 32))
 	}
-	data := bytes.TrimSpace(env.Data)
-	if len(data) == 0 || data[0] != '{' {
+	p := env.Data
+	if p == nil {
 		return request{}, badFrame("data must be an object")
-	}
-	var p payload
-	if err := json.Unmarshal(data, &p); err != nil {
-		return request{}, badFrame("data fields have the wrong types")
 	}
 	if p.PhoneNumber == nil || *p.PhoneNumber == "" {
 		return request{}, badFrame("missing phone_number")

@@ -3,6 +3,7 @@ package verify
 import (
 	"errors"
 	"strings"
+	"sync"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -31,4 +32,39 @@ func NormalizePhone(input, defaultRegion string) (string, error) {
 		return "", ErrInvalidPhone
 	}
 	return phonenumbers.Format(num, phonenumbers.E164), nil
+}
+
+// numberCache remembers inputs that were valid numbers. A flow names its
+// number several times (register, resend, verify, the hub's topic) and a
+// full parse costs about 15 µs; a hit costs a map lookup. Only valid
+// results are kept, and the whole map is dropped when full, so a flood of
+// junk or of distinct numbers cannot grow it.
+type numberCache struct {
+	mu    sync.Mutex
+	max   int
+	e164s map[string]string
+}
+
+func newNumberCache(max int) *numberCache {
+	return &numberCache{max: max, e164s: make(map[string]string)}
+}
+
+func (c *numberCache) normalize(input, defaultRegion string) (string, error) {
+	c.mu.Lock()
+	e164, ok := c.e164s[input]
+	c.mu.Unlock()
+	if ok {
+		return e164, nil
+	}
+	e164, err := NormalizePhone(input, defaultRegion)
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	if len(c.e164s) >= c.max {
+		clear(c.e164s)
+	}
+	c.e164s[input] = e164
+	c.mu.Unlock()
+	return e164, nil
 }

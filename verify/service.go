@@ -93,8 +93,9 @@ type Service struct {
 	sender Sender
 	pub    Publisher
 	tokens TokenIssuer
-	limits *limiter
-	now    func() time.Time
+	limits  *limiter
+	numbers *numberCache
+	now     func() time.Time
 	log    *slog.Logger
 }
 
@@ -126,7 +127,8 @@ func NewService(cfg Config, d Deps) (*Service, error) {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{cfg: cfg, store: d.Store, sender: d.Sender, pub: d.Pub,
-		tokens: d.Tokens, limits: newLimiter(cfg.Limits), now: d.Now, log: d.Log}, nil
+		tokens: d.Tokens, limits: newLimiter(cfg.Limits), numbers: newNumberCache(1 << 14),
+		now: d.Now, log: d.Log}, nil
 }
 
 // seconds rounds up, so a browser never shows 0 while something still waits.
@@ -155,7 +157,7 @@ func (s *Service) Normalize(raw string) (string, error) {
 			return compact, nil
 		}
 	}
-	return NormalizePhone(raw, s.cfg.DefaultRegion)
+	return s.numbers.normalize(raw, s.cfg.DefaultRegion)
 }
 
 func (s *Service) invalidPhone() Event {
