@@ -2,6 +2,7 @@ package hub
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -9,15 +10,16 @@ import (
 
 // Conn is one browser connection.
 type Conn struct {
-	id     string
-	ws     *websocket.Conn
-	hub    *Hub
-	send   chan []byte
-	done   chan struct{} // closed once the connection is finished
-	once   sync.Once
-	client string
-	origin string
-	topic  string // owned by the hub's goroutine
+	id      string
+	ws      *websocket.Conn
+	hub     *Hub
+	send    chan []byte   // frames to write; nil is a ping
+	writing atomic.Bool   // a writeLoop runs
+	done    chan struct{} // closed once the connection is finished
+	once    sync.Once
+	client  string
+	origin  string
+	topic   string // owned by the hub's goroutine
 }
 
 // ID names the connection uniquely within the process.
@@ -32,12 +34,25 @@ func (c *Conn) Origin() string { return c.origin }
 // Send queues a frame without waiting. A connection whose queue is full is
 // too slow to keep: it is dropped rather than allowed to hold anyone up.
 func (c *Conn) Send(frame []byte) {
+	c.enqueue(frame, true)
+}
+
+// enqueue puts a frame (nil: a ping) in the queue and makes sure a writer
+// runs. A full queue drops the connection, or for a ping, the ping.
+func (c *Conn) enqueue(frame []byte, dropIfFull bool) {
 	select {
 	case <-c.done:
+		return
 	case c.send <- frame:
 	default:
-		c.hub.log.Warn("dropping slow connection", "conn", c.id)
-		c.finish()
+		if dropIfFull {
+			c.hub.log.Warn("dropping slow connection", "conn", c.id)
+			c.finish()
+		}
+		return
+	}
+	if c.writing.CompareAndSwap(false, true) {
+		go c.writeLoop()
 	}
 }
 
@@ -96,28 +111,30 @@ func (c *Conn) readPump() {
 	}
 }
 
-func (c *Conn) writePump() {
-	ping := time.NewTicker(c.hub.cfg.PongWait * 9 / 10)
-	defer func() {
-		ping.Stop()
-		c.finish()
-	}()
-	write := func(kind int, data []byte) error {
-		_ = c.ws.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteWait))
-		return c.ws.WriteMessage(kind, data)
-	}
+// writeLoop is the connection's only writer. It runs while frames are
+// queued and then ends, so an idle socket keeps no writer goroutine.
+func (c *Conn) writeLoop() {
 	for {
 		select {
 		case frame := <-c.send:
-			if write(websocket.TextMessage, frame) != nil {
-				return
+			kind := websocket.TextMessage
+			if frame == nil {
+				kind = websocket.PingMessage
 			}
-		case <-ping.C:
-			if write(websocket.PingMessage, nil) != nil {
+			_ = c.ws.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteWait))
+			if err := c.ws.WriteMessage(kind, frame); err != nil {
+				c.finish()
 				return
 			}
 		case <-c.done:
 			return
+		default:
+			c.writing.Store(false)
+			// A frame queued between the empty check and the store found
+			// writing still true and started no writer: take it.
+			if len(c.send) == 0 || !c.writing.CompareAndSwap(false, true) {
+				return
+			}
 		}
 	}
 }

@@ -41,7 +41,7 @@ func (c *Config) setDefaults() {
 		c.MaxFrameBytes = 4096
 	}
 	if c.SendQueue == 0 {
-		c.SendQueue = 32
+		c.SendQueue = 16
 	}
 	if c.WriteWait == 0 {
 		c.WriteWait = 10 * time.Second
@@ -111,7 +111,7 @@ func New(cfg Config, h Handler, log *slog.Logger) *Hub {
 		hb.allowed[strings.ToLower(strings.TrimRight(o, "/"))] = true
 	}
 	hb.upgrader = websocket.Upgrader{
-		ReadBufferSize:  1024,
+		ReadBufferSize:  512, // frames are small; a bigger one is read in pieces
 		WriteBufferSize: 1024,
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     hb.OriginAllowed,
@@ -150,8 +150,15 @@ func (h *Hub) run() {
 		}
 		c.topic = ""
 	}
+	// One ticker pings every connection, rather than a timer per socket.
+	ping := time.NewTicker(h.cfg.PongWait * 9 / 10)
+	defer ping.Stop()
 	for {
 		select {
+		case <-ping.C:
+			for c := range conns {
+				c.enqueue(nil, false)
+			}
 		case c := <-h.register:
 			conns[c] = true
 		case c := <-h.unregister:
@@ -188,7 +195,7 @@ func (h *Hub) run() {
 	}
 }
 
-// ServeHTTP upgrades the request and serves the connection until it ends.
+// ServeHTTP upgrades the request and starts serving the connection.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.closing.Load() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
@@ -207,16 +214,19 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		client: clientAddr(r),
 		origin: r.Header.Get("Origin"),
 	}
-	h.conns.Add(1)
-	defer h.conns.Done()
 	select {
 	case h.register <- c:
 	case <-h.stopped:
 		ws.Close()
 		return
 	}
-	go c.writePump()
-	c.readPump()
+	// The handler returns at once, so net/http lets go of its buffers and
+	// goroutine: an idle socket then costs only its two pumps.
+	h.conns.Add(1)
+	go func() {
+		defer h.conns.Done()
+		c.readPump()
+	}()
 }
 
 func clientAddr(r *http.Request) string {

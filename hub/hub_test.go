@@ -164,3 +164,43 @@ func TestAFloodOfFramesClosesTheConnectionWith1008(t *testing.T) {
 		return
 	}
 }
+
+func TestPingsKeepAnAnsweringPeerAndDropASilentOne(t *testing.T) {
+	_, url := startHub(t, Config{PongWait: 300 * time.Millisecond})
+	answering := subscribe(t, url, "+1")
+	pings := make(chan struct{}, 100)
+	answering.SetPingHandler(func(data string) error {
+		pings <- struct{}{}
+		return answering.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	go func() {
+		answering.SetReadDeadline(time.Time{})
+		for {
+			if _, _, err := answering.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	silent, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	// The silent peer never reads, so it never answers a ping.
+	time.Sleep(time.Second)
+	if len(pings) < 2 {
+		t.Fatalf("%d pings in a second with a 270 ms period", len(pings))
+	}
+	silent.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for {
+		if _, _, err := silent.ReadMessage(); err != nil {
+			if strings.Contains(err.Error(), "timeout") {
+				t.Fatalf("the silent peer was kept: %v", err)
+			}
+			break
+		}
+	}
+	if err := answering.WriteMessage(websocket.TextMessage, []byte("+2")); err != nil {
+		t.Fatalf("the answering peer was dropped: %v", err)
+	}
+}
