@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -183,3 +184,29 @@ func TestSecondProcessCannotOpenTheSameFile(t *testing.T) {
 		t.Fatal("waited too long for the lock")
 	}
 }
+
+func benchUpdate(b *testing.B, writers int) {
+	s := mustOpen(b, filepath.Join(b.TempDir(), "v.db"))
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetParallelism(writers)
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			phone := fmt.Sprintf("+1415%07d", 2000000+n.Add(1)%8000000)
+			err := s.Update(ctx, phone, func(r *verify.Record) error {
+				r.Pending = pendingAt(t0.Add(time.Minute))
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// Durable writes (fsync per commit), one writer and many: the concurrent
+// ones share commits.
+func BenchmarkUpdate1(b *testing.B)   { benchUpdate(b, 1) }
+func BenchmarkUpdate64(b *testing.B)  { benchUpdate(b, 32) }  // 32 x GOMAXPROCS(2) = 64 goroutines
+func BenchmarkUpdate512(b *testing.B) { benchUpdate(b, 256) } // 512 goroutines

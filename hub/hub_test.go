@@ -204,3 +204,39 @@ func TestPingsKeepAnAnsweringPeerAndDropASilentOne(t *testing.T) {
 		t.Fatalf("the answering peer was dropped: %v", err)
 	}
 }
+
+// BenchmarkFanout publishes one frame to 100 connections on a topic and
+// waits until every one has read it.
+func BenchmarkFanout(b *testing.B) {
+	h := New(Config{}, subscriber{}, slog.New(slog.DiscardHandler))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	const subscribers = 100
+	got := make(chan struct{}, subscribers)
+	for range subscribers {
+		ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ws.Close()
+		ws.WriteMessage(websocket.TextMessage, []byte("+1"))
+		ws.ReadMessage() // "subscribed"
+		go func() {
+			for {
+				if _, _, err := ws.ReadMessage(); err != nil {
+					return
+				}
+				got <- struct{}{}
+			}
+		}()
+	}
+	frame := []byte(`{"event":"verified","data":{"phone_number":"+14155552671","verified_at":"2026-11-22T12:00:00Z"}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		h.Publish("+1", frame, "")
+		for range subscribers {
+			<-got
+		}
+	}
+}

@@ -83,3 +83,13 @@ func TestLanguageTag(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkDecodeFrame(b *testing.B) {
+	frame := []byte(`{"event":"verify","data":{"phone_number":"+14155552671","code":"123456"}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeFrame(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
