@@ -88,15 +88,15 @@ type Requester struct {
 
 // Service applies the rules. It is safe for concurrent use.
 type Service struct {
-	cfg    Config
-	store  Store
-	sender Sender
-	pub    Publisher
-	tokens TokenIssuer
+	cfg     Config
+	store   Store
+	sender  Sender
+	pub     Publisher
+	tokens  TokenIssuer
 	limits  *limiter
 	numbers *numberCache
 	now     func() time.Time
-	log    *slog.Logger
+	log     *slog.Logger
 }
 
 // Deps are the Service's collaborators. Tokens and Now may be nil.
