@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"verifier/hub"
 	"verifier/sms"
 	"verifier/verify"
 )
@@ -26,12 +27,14 @@ type config struct {
 	debugAddr      string // pprof, loopback only; "" for none
 	smsTimeout     time.Duration
 	twilio         *sms.TwilioConfig // nil: print texts on stdout instead
+	logFormat      string            // text or json
+	conns          hub.Limits
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	cfg := config{rules: verify.DefaultConfig()}
 	lim := &cfg.rules.Limits
-	var origins, testNumbers string
+	var origins, testNumbers, countries string
 	fs := flag.NewFlagSet("verifier", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.addr, "addr", ":3000", "listen address")
@@ -46,10 +49,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&lim.PerHour, "max-sms-per-hour", lim.PerHour, "texts per hour, whole deployment (0: no cap)")
 	fs.IntVar(&lim.PerNumber.N, "max-sms-per-number", lim.PerNumber.N, "texts per hour to one number (0: no cap)")
 	fs.IntVar(&lim.PerClient.N, "max-sms-per-ip", lim.PerClient.N, "texts per hour requested from one client address (0: no cap)")
+	fs.IntVar(&lim.PerPrefix.N, "max-sms-per-prefix", lim.PerPrefix.N, "texts per hour to one block of 1,000 numbers (0: no cap)")
+	fs.StringVar(&countries, "countries", "", `ISO 3166 codes of countries whose numbers may get codes, "US,CA,GB"; "*" for all (default: the -region country)`)
 	fs.IntVar(&lim.PerConnection.N, "max-sms-per-connection", lim.PerConnection.N, "texts per hour requested on one connection (0: no cap)")
 	fs.StringVar(&cfg.rules.DefaultRegion, "region", cfg.rules.DefaultRegion, "region of numbers written without a country code (ISO 3166, e.g. US)")
 	fs.DurationVar(&cfg.smsTimeout, "sms-timeout", 5*time.Second, "how long one call to the SMS provider may take")
 	fs.StringVar(&cfg.debugAddr, "debug-addr", "", "serve net/http/pprof here (loopback only, e.g. 127.0.0.1:6060)")
+	fs.StringVar(&cfg.logFormat, "log-format", "text", "log lines as text or json")
+	fs.IntVar(&cfg.conns.Max, "max-connections", 15000, "open WebSockets at most; more are refused with 503 (0: no cap)")
+	fs.IntVar(&cfg.conns.PerClient, "max-connections-per-ip", 200, "open WebSockets from one client address; more get 429 (0: no cap)")
+	fs.DurationVar(&cfg.conns.IdleTimeout, "idle-timeout", 30*time.Minute, "close a WebSocket whose client sent nothing for this long (0: never)")
 	fs.StringVar(&testNumbers, "test-numbers", "", `test numbers with fixed codes, "+15555550100=123456,...": no text is sent`)
 
 	var envErr error
@@ -75,6 +84,21 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		host, _, err := net.SplitHostPort(cfg.debugAddr)
 		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
 			return cfg, fmt.Errorf("debug address %q: must be a loopback address with a port", cfg.debugAddr)
+		}
+	}
+	if cfg.logFormat != "text" && cfg.logFormat != "json" {
+		return cfg, fmt.Errorf("log format %q: want text or json", cfg.logFormat)
+	}
+	cfg.rules.DefaultRegion = strings.ToUpper(cfg.rules.DefaultRegion)
+	switch countries = strings.TrimSpace(countries); countries {
+	case "*":
+	case "":
+		cfg.rules.Countries = []string{cfg.rules.DefaultRegion}
+	default:
+		for cc := range strings.SplitSeq(countries, ",") {
+			if cc = strings.ToUpper(strings.TrimSpace(cc)); cc != "" {
+				cfg.rules.Countries = append(cfg.rules.Countries, cc)
+			}
 		}
 	}
 	if cfg.rules.TestNumbers, err = parseTestNumbers(testNumbers); err != nil {
@@ -111,9 +135,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			Timeout:             cfg.smsTimeout,
 			ValidFor:            cfg.rules.CodeTTL,
 		}
+		if cfg.publicURL != "" {
+			cfg.twilio.StatusCallback = strings.TrimRight(cfg.publicURL, "/") + statusPath
+		}
 	}
 	return cfg, nil
 }
+
+// statusPath is where Twilio posts delivery reports.
+const statusPath = "/twilio/status"
 
 // parseTestNumbers reads "+15555550100=123456,+15555550101=654321".
 func parseTestNumbers(list string) (map[string]string, error) {

@@ -26,7 +26,7 @@ const (
 
 // noLimits lifts every send cap, so tests of other rules can send freely.
 var noLimits = []string{"-max-sms-per-minute=0", "-max-sms-per-hour=0", "-max-sms-per-ip=0",
-	"-max-sms-per-number=0", "-max-sms-per-connection=0"}
+	"-max-sms-per-number=0", "-max-sms-per-connection=0", "-max-sms-per-prefix=0"}
 
 // testServer is the whole server started through run on a loopback port,
 // texting through twilio-go to a fake Twilio.

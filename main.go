@@ -19,6 +19,7 @@ import (
 	"verifier/assets"
 	"verifier/db"
 	"verifier/hub"
+	"verifier/metrics"
 	"verifier/server"
 	"verifier/sms"
 	"verifier/verify"
@@ -43,7 +44,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log := newLogger(cfg.logFormat, stderr)
+	meter := metrics.New()
 
 	bundle, err := assets.Load()
 	if err != nil {
@@ -64,14 +66,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	frontend := &server.Frontend{Log: log, HostOrigins: cfg.hostOrigins}
-	wsHub := hub.New(hub.Config{AllowedOrigins: cfg.allowedOrigins}, frontend, log)
+	frontend := &server.Frontend{Log: log, HostOrigins: cfg.hostOrigins, Count: meter}
+	wsHub := hub.New(hub.Config{AllowedOrigins: cfg.allowedOrigins, Limits: cfg.conns}, frontend, log)
+	meter.WatchConnections(wsHub.Open)
 	publisher := server.Publisher{Hub: wsHub}
 
 	var sender verify.Sender
+	status := &server.DeliveryStatus{Pub: publisher, Observe: meter.Delivery, Log: log}
 	if cfg.twilio != nil {
 		if sender, err = sms.NewTwilio(*cfg.twilio); err != nil {
 			return err
+		}
+		if cfg.twilio.StatusCallback != "" {
+			status.Check, status.URL = sms.NewStatusValidator(cfg.twilio.AuthToken), cfg.twilio.StatusCallback
 		}
 	} else {
 		sender = sms.NewConsole(stdout, publisher)
@@ -84,7 +91,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	svc, err := verify.NewService(cfg.rules, verify.Deps{
-		Store: store, Sender: sender, Pub: publisher, Tokens: tokens, Log: log,
+		Store: timedStore{store, meter}, Sender: countedSender{sender, meter},
+		Pub: publisher, Tokens: tokens, Observe: meter, Log: log,
 	})
 	if err != nil {
 		return err
@@ -98,6 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv := &http.Server{
 		Handler: server.NewHandler(server.Deps{
 			Hub: wsHub, OriginAllowed: wsHub.OriginAllowed, Assets: bundle, Health: store.Ping, Log: log,
+			Status: status, Metrics: meter.Handler(),
 			SiteVerify: &server.SiteVerify{
 				Tokens: tokens, APIKey: keys.api, Log: log,
 				WrongSecrets: verify.NewWindowLimiter(verify.Rate{N: 10, Per: time.Minute}, nil),
@@ -142,6 +151,40 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn("shutdown incomplete", "err", err)
 	}
 	return nil
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// timedStore measures the rules' durable writes.
+type timedStore struct {
+	verify.Store
+	meter *metrics.Metrics
+}
+
+func (s timedStore) Update(ctx context.Context, phone string, fn func(*verify.Record) error) error {
+	start := time.Now()
+	err := s.Store.Update(ctx, phone, fn)
+	if err == nil {
+		s.meter.StoreWrite(time.Since(start))
+	}
+	return err
+}
+
+// countedSender counts texts by the provider's answer.
+type countedSender struct {
+	verify.Sender
+	meter *metrics.Metrics
+}
+
+func (s countedSender) Send(ctx context.Context, m verify.Message) error {
+	err := s.Sender.Send(ctx, m)
+	s.meter.SMS(sms.ErrorCode(err))
+	return err
 }
 
 // listenURLHost names the listener in a form a browser can open.

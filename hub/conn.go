@@ -20,6 +20,8 @@ type Conn struct {
 	client  string
 	origin  string
 	topic   string // owned by the hub's goroutine
+	// lastFrame is when the client last sent a frame (Unix nanoseconds).
+	lastFrame atomic.Int64
 }
 
 // ID names the connection uniquely within the process.
@@ -72,10 +74,10 @@ func (c *Conn) finish() {
 	})
 }
 
-// goAway says 1001 to the peer and closes. WriteControl may run beside the
+// closeWith tells the peer why and closes. WriteControl may run beside the
 // writer goroutine; gorilla serialises them.
-func (c *Conn) goAway() {
-	msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
+func (c *Conn) closeWith(code int, text string) {
+	msg := websocket.FormatCloseMessage(code, text)
 	_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 	c.finish()
 }
@@ -106,7 +108,9 @@ func (c *Conn) readPump() {
 			return
 		}
 		// Any frame proves the peer alive, as a pong does.
-		_ = c.ws.SetReadDeadline(time.Now().Add(wait))
+		now := time.Now()
+		_ = c.ws.SetReadDeadline(now.Add(wait))
+		c.lastFrame.Store(now.UnixNano())
 		c.hub.handler.HandleFrame(c.hub.ctx, c, frame)
 	}
 }

@@ -6,6 +6,7 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,6 +35,14 @@ type Config struct {
 	PongWait       time.Duration // how long a silent peer is kept
 	FramesPerSec   float64       // sustained frames a client may send; a flood is closed with 1008
 	FrameBurst     int
+	Limits         Limits
+}
+
+// Limits bound what clients may hold open. Zero means no bound.
+type Limits struct {
+	Max         int           // open connections; more are refused with 503
+	PerClient   int           // open connections from one client address; more get 429
+	IdleTimeout time.Duration // a connection whose client sent nothing this long is closed
 }
 
 func (c *Config) setDefaults() {
@@ -79,6 +88,10 @@ type Hub struct {
 	closing  atomic.Bool
 	conns    sync.WaitGroup // readers still running
 	shutOnce sync.Once
+
+	mu        sync.Mutex // guards open and perClient
+	open      int
+	perClient map[string]int
 }
 
 type subscription struct {
@@ -99,6 +112,7 @@ func New(cfg Config, h Handler, log *slog.Logger) *Hub {
 	hb := &Hub{
 		cfg: cfg, handler: h, log: log,
 		allowed:    map[string]bool{},
+		perClient:  map[string]int{},
 		register:   make(chan *Conn),
 		unregister: make(chan *Conn),
 		subscribe:  make(chan subscription),
@@ -111,10 +125,11 @@ func New(cfg Config, h Handler, log *slog.Logger) *Hub {
 		hb.allowed[strings.ToLower(strings.TrimRight(o, "/"))] = true
 	}
 	hb.upgrader = websocket.Upgrader{
-		ReadBufferSize:  512, // frames are small; a bigger one is read in pieces
-		WriteBufferSize: 1024,
-		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     hb.OriginAllowed,
+		ReadBufferSize:   512, // frames are small; a bigger one is read in pieces
+		WriteBufferSize:  1024,
+		WriteBufferPool:  &sync.Pool{},
+		CheckOrigin:      hb.OriginAllowed,
+		HandshakeTimeout: 10 * time.Second,
 	}
 	go hb.run()
 	return hb
@@ -155,8 +170,13 @@ func (h *Hub) run() {
 	defer ping.Stop()
 	for {
 		select {
-		case <-ping.C:
+		case now := <-ping.C:
+			idle := h.cfg.Limits.IdleTimeout
 			for c := range conns {
+				if idle > 0 && now.Sub(time.Unix(0, c.lastFrame.Load())) > idle {
+					go c.closeWith(websocket.CloseNormalClosure, "idle timeout")
+					continue
+				}
 				c.enqueue(nil, false)
 			}
 		case c := <-h.register:
@@ -186,7 +206,7 @@ func (h *Hub) run() {
 			var wg sync.WaitGroup
 			for c := range conns {
 				wg.Add(1)
-				go func() { defer wg.Done(); c.goAway() }()
+				go func() { defer wg.Done(); c.closeWith(websocket.CloseGoingAway, "server shutting down") }()
 			}
 			wg.Wait()
 			close(done)
@@ -198,11 +218,18 @@ func (h *Hub) run() {
 // ServeHTTP upgrades the request and starts serving the connection.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.closing.Load() {
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		refuse(w, http.StatusServiceUnavailable, "server shutting down")
+		return
+	}
+	client := clientAddr(r)
+	if status, why := h.admit(client); status != 0 {
+		h.log.Warn("connection refused", "event", "connect", "reason", why, "client", client)
+		refuse(w, status, why)
 		return
 	}
 	ws, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		h.release(client)
 		return // the upgrader has answered (403 for a foreign origin)
 	}
 	c := &Conn{
@@ -211,13 +238,15 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hub:    h,
 		send:   make(chan []byte, h.cfg.SendQueue),
 		done:   make(chan struct{}),
-		client: clientAddr(r),
+		client: client,
 		origin: r.Header.Get("Origin"),
 	}
+	c.lastFrame.Store(time.Now().UnixNano())
 	select {
 	case h.register <- c:
 	case <-h.stopped:
 		ws.Close()
+		h.release(client)
 		return
 	}
 	// The handler returns at once, so net/http lets go of its buffers and
@@ -225,8 +254,49 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.conns.Add(1)
 	go func() {
 		defer h.conns.Done()
+		defer h.release(client)
 		c.readPump()
 	}()
+}
+
+// admit counts a new connection in, or says why it may not open.
+func (h *Hub) admit(client string) (status int, why string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if lim := h.cfg.Limits.Max; lim > 0 && h.open >= lim {
+		return http.StatusServiceUnavailable, "too many connections"
+	}
+	if lim := h.cfg.Limits.PerClient; lim > 0 && h.perClient[client] >= lim {
+		return http.StatusTooManyRequests, "too many connections from your address"
+	}
+	h.open++
+	h.perClient[client]++
+	return 0, ""
+}
+
+func (h *Hub) release(client string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.open--
+	if h.perClient[client]--; h.perClient[client] <= 0 {
+		delete(h.perClient, client)
+	}
+}
+
+// Open is the number of connections open now.
+func (h *Hub) Open() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.open
+}
+
+func refuse(w http.ResponseWriter, status int, why string) {
+	w.Header().Set("Content-Type", "application/json")
+	if status != http.StatusForbidden {
+		w.Header().Set("Retry-After", "5")
+	}
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "{\"error\":%q}\n", why)
 }
 
 func clientAddr(r *http.Request) string {

@@ -20,6 +20,8 @@ type Deps struct {
 	OriginAllowed func(*http.Request) bool // the hub's check, for the widget
 	Assets        *assets.Bundle
 	SiteVerify    *SiteVerify
+	Status        http.Handler // Twilio's delivery reports
+	Metrics       http.Handler
 	Health        func() error
 	Log           *slog.Logger
 }
@@ -47,6 +49,8 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /demo/embed", pageHeaders(static("text/html; charset=utf-8", a.Demo)))
 	mux.Handle("GET /demo.css", pageHeaders(static("text/css; charset=utf-8", a.DemoCSS)))
 	mux.Handle("POST /demo/embed", pageHeaders(demoSignup(d.SiteVerify)))
+	mux.Handle("POST /twilio/status", d.Status)
+	mux.Handle("GET /metrics", d.Metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := d.Health(); err != nil {
 			d.Log.Error("healthz", "err", err)

@@ -43,16 +43,39 @@ type Frontend struct {
 	// HostOrigins are the allowed host sites' origins; a text asked for
 	// from one names its host in the WebOTP line.
 	HostOrigins []string
+	Count       Counter // may be nil
+}
+
+// Counter counts frames in and answers out, for metrics.
+type Counter interface {
+	EventIn(event string)
+	Answer(event, reason string)
+}
+
+type noCounter struct{}
+
+func (noCounter) EventIn(string)        {}
+func (noCounter) Answer(string, string) {}
+
+func (f *Frontend) counter() Counter {
+	if f.Count == nil {
+		return noCounter{}
+	}
+	return f.Count
 }
 
 // HandleFrame implements hub.Handler.
 func (f *Frontend) HandleFrame(ctx context.Context, c *hub.Conn, frame []byte) {
+	count := f.counter()
 	req, err := decodeFrame(frame)
 	if err != nil {
+		count.EventIn("bad_frame")
+		count.Answer(verify.EventUpdate, verify.ReasonBadRequest)
 		f.Log.Info("frame", "event", "bad_frame", "reason", verify.ReasonBadRequest, "conn", c.ID(), "err", err)
 		c.Send(encodeEvent(verify.Update(verify.ReasonBadRequest, badRequestMessage(err))))
 		return
 	}
+	count.EventIn(req.Event)
 	// Subscribe before acting, so that nothing the action publishes (a dev
 	// inbox text, another tab's verified) can be missed.
 	if phone, err := f.Rules.Normalize(req.Phone); err == nil && req.Event != eventVerify {
@@ -68,6 +91,8 @@ func (f *Frontend) HandleFrame(ctx context.Context, c *hub.Conn, frame []byte) {
 	case eventVerify:
 		answer = f.Rules.Verify(ctx, who, req.Phone, req.Code)
 	}
+	reason, _ := answer.Data["reason"].(string)
+	count.Answer(answer.Name, reason)
 	c.Send(encodeEvent(answer))
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/twilio/twilio-go/client"
@@ -128,7 +130,29 @@ func (t *Twilio) Send(_ context.Context, m verify.Message) error {
 		return nil
 	}
 	if restErr, ok := errors.AsType[*client.TwilioRestError](err); ok && rejectedCodes[restErr.Code] {
-		return fmt.Errorf("twilio %d: %w", restErr.Code, verify.ErrRejectedNumber)
+		return fmt.Errorf("twilio %d: %w: %w", restErr.Code, verify.ErrRejectedNumber, restErr)
 	}
 	return fmt.Errorf("twilio: %w", err)
+}
+
+// ErrorCode names a send's failure for metrics: "" for none, Twilio's error
+// code when it gave one, "timeout" or "error" otherwise.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	if restErr, ok := errors.AsType[*client.TwilioRestError](err); ok {
+		return strconv.Itoa(restErr.Code)
+	}
+	if netErr, ok := errors.AsType[net.Error](err); ok && netErr.Timeout() {
+		return "timeout"
+	}
+	return "error"
+}
+
+// NewStatusValidator checks Twilio's X-Twilio-Signature on webhooks
+// signed with authToken.
+func NewStatusValidator(authToken string) *client.RequestValidator {
+	v := client.NewRequestValidator(authToken)
+	return &v
 }

@@ -10,17 +10,22 @@ const (
 
 // Reasons carried by update and reset events, for programs.
 const (
-	ReasonInvalidPhone     = "invalid_phone"
-	ReasonAlreadyVerified  = "already_verified"
-	ReasonAlreadyRequested = "already_requested"
-	ReasonCodePending      = "code_pending"
-	ReasonRateLimited      = "rate_limited"
-	ReasonSendFailed       = "send_failed"
-	ReasonNotRequested     = "not_requested"
-	ReasonWrongCode        = "wrong_code"
-	ReasonTooManyAttempts  = "too_many_attempts"
-	ReasonExpired          = "expired"
-	ReasonBadRequest       = "bad_request"
+	ReasonInvalidPhone      = "invalid_phone"
+	ReasonAlreadyVerified   = "already_verified"
+	ReasonAlreadyRequested  = "already_requested"
+	ReasonCodePending       = "code_pending"
+	ReasonRateLimited       = "rate_limited"
+	ReasonSendFailed        = "send_failed"
+	ReasonNotRequested      = "not_requested"
+	ReasonWrongCode         = "wrong_code"
+	ReasonTooManyAttempts   = "too_many_attempts"
+	ReasonExpired           = "expired"
+	ReasonBadRequest        = "bad_request"
+	ReasonCountryNotAllowed = "country_not_allowed"
+	// Delivery reports from the SMS provider.
+	ReasonSMSSent      = "sms_sent"
+	ReasonSMSDelivered = "sms_delivered"
+	ReasonSMSFailed    = "sms_failed"
 )
 
 // Event is one message to a browser: {"event": Name, "data": Data}.

@@ -17,6 +17,7 @@ type Limits struct {
 	PerNumber     Rate
 	PerConnection Rate
 	PerClient     Rate // per client IP address
+	PerPrefix     Rate // per number range: all but the last PrefixOmits digits
 	PerMinute     int  // whole deployment
 	PerHour       int  // whole deployment
 }
@@ -28,10 +29,19 @@ func DefaultLimits() Limits {
 		PerNumber:     Rate{N: 5, Per: time.Hour},
 		PerConnection: Rate{N: 10, Per: time.Hour},
 		PerClient:     Rate{N: 30, Per: time.Hour},
+		PerPrefix:     Rate{N: 20, Per: time.Hour},
 		PerMinute:     60,
 		PerHour:       1000,
 	}
 }
+
+// PrefixOmits is how many final digits a number range leaves out: numbers
+// that differ only in them share one PerPrefix limit, so a sweep through a
+// block of 1,000 numbers is stopped.
+const PrefixOmits = 3
+
+// Limit names, as reported to an Observer.
+var limitNames = []string{"number", "connection", "client", "prefix", "minute", "hour"}
 
 type window struct {
 	start time.Time
@@ -88,12 +98,12 @@ func (c *counter) forgetOld(now time.Time) {
 // either counted everywhere or nowhere.
 type limiter struct {
 	mu       sync.Mutex
-	counters []*counter // number, connection, client, minute, hour
+	counters []*counter // in the order of limitNames
 	ops      int
 }
 
 func newLimiter(l Limits) *limiter {
-	rates := []Rate{l.PerNumber, l.PerConnection, l.PerClient,
+	rates := []Rate{l.PerNumber, l.PerConnection, l.PerClient, l.PerPrefix,
 		{N: l.PerMinute, Per: time.Minute}, {N: l.PerHour, Per: time.Hour}}
 	lim := &limiter{}
 	for _, r := range rates {
@@ -103,19 +113,22 @@ func newLimiter(l Limits) *limiter {
 }
 
 func limiterKeys(phone string, who Requester) []string {
-	return []string{phone, who.ConnID, who.ClientAddr, "", ""}
+	return []string{phone, who.ConnID, who.ClientAddr, phone[:max(1, len(phone)-PrefixOmits)], "", ""}
 }
 
-// take counts one send, or returns how long to wait if any limit is full.
-func (l *limiter) take(phone string, who Requester, now time.Time) (retryAfter time.Duration, ok bool) {
+// take counts one send, or returns how long to wait and the name of the
+// limit that waits longest if any limit is full.
+func (l *limiter) take(phone string, who Requester, now time.Time) (retryAfter time.Duration, limit string, ok bool) {
 	keys := limiterKeys(phone, who)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i, c := range l.counters {
-		retryAfter = max(retryAfter, c.retryAfter(keys[i], now))
+		if wait := c.retryAfter(keys[i], now); wait > retryAfter {
+			retryAfter, limit = wait, limitNames[i]
+		}
 	}
 	if retryAfter > 0 {
-		return retryAfter, false
+		return retryAfter, limit, false
 	}
 	for i, c := range l.counters {
 		c.take(keys[i], now)
@@ -125,7 +138,7 @@ func (l *limiter) take(phone string, who Requester, now time.Time) (retryAfter t
 			c.forgetOld(now)
 		}
 	}
-	return 0, true
+	return 0, "", true
 }
 
 // give undoes a take whose send never reached the provider.

@@ -18,20 +18,31 @@ const maxPhoneInput = 64
 // NormalizePhone turns any common written form of a number into E.164.
 // Numbers without a leading + are read in defaultRegion (e.g. "US").
 func NormalizePhone(input, defaultRegion string) (string, error) {
+	n, err := parsePhone(input, defaultRegion)
+	return n.e164, err
+}
+
+// parsedPhone is a valid number and the country (ISO 3166 region) it
+// belongs to.
+type parsedPhone struct {
+	e164, country string
+}
+
+func parsePhone(input, defaultRegion string) (parsedPhone, error) {
 	input = strings.TrimSpace(input)
 	if input == "" || len(input) > maxPhoneInput {
-		return "", ErrInvalidPhone
+		return parsedPhone{}, ErrInvalidPhone
 	}
 	num, err := phonenumbers.Parse(input, defaultRegion)
 	if err != nil {
-		return "", ErrInvalidPhone
+		return parsedPhone{}, ErrInvalidPhone
 	}
 	// Parse accepts things like "12345"; only IsValidNumber knows the
 	// numbering plans.
 	if !phonenumbers.IsValidNumber(num) {
-		return "", ErrInvalidPhone
+		return parsedPhone{}, ErrInvalidPhone
 	}
-	return phonenumbers.Format(num, phonenumbers.E164), nil
+	return parsedPhone{phonenumbers.Format(num, phonenumbers.E164), phonenumbers.GetRegionCodeForNumber(num)}, nil
 }
 
 // numberCache remembers inputs that were valid numbers. A flow names its
@@ -40,31 +51,31 @@ func NormalizePhone(input, defaultRegion string) (string, error) {
 // results are kept, and the whole map is dropped when full, so a flood of
 // junk or of distinct numbers cannot grow it.
 type numberCache struct {
-	mu    sync.Mutex
-	max   int
-	e164s map[string]string
+	mu     sync.Mutex
+	max    int
+	parsed map[string]parsedPhone
 }
 
 func newNumberCache(max int) *numberCache {
-	return &numberCache{max: max, e164s: make(map[string]string)}
+	return &numberCache{max: max, parsed: make(map[string]parsedPhone)}
 }
 
-func (c *numberCache) normalize(input, defaultRegion string) (string, error) {
+func (c *numberCache) parse(input, defaultRegion string) (parsedPhone, error) {
 	c.mu.Lock()
-	e164, ok := c.e164s[input]
+	n, ok := c.parsed[input]
 	c.mu.Unlock()
 	if ok {
-		return e164, nil
+		return n, nil
 	}
-	e164, err := NormalizePhone(input, defaultRegion)
+	n, err := parsePhone(input, defaultRegion)
 	if err != nil {
-		return "", err
+		return n, err
 	}
 	c.mu.Lock()
-	if len(c.e164s) >= c.max {
-		clear(c.e164s)
+	if len(c.parsed) >= c.max {
+		clear(c.parsed)
 	}
-	c.e164s[input] = e164
+	c.parsed[input] = n
 	c.mu.Unlock()
-	return e164, nil
+	return n, nil
 }

@@ -31,6 +31,9 @@ type Config struct {
 	// TestNumbers maps E.164 numbers to fixed codes: they get no text and
 	// accept only that code, for host sites' own CI and app-store reviews.
 	TestNumbers map[string]string
+	// Countries lists the ISO 3166 regions (US, GB) whose numbers may
+	// receive codes; empty allows every country.
+	Countries []string
 }
 
 // DefaultSMSTemplate is the English text.
@@ -68,6 +71,11 @@ func (c Config) Validate() error {
 			return fmt.Errorf("test number %s: code %q must be %d digits", phone, code, c.CodeLength)
 		}
 	}
+	for _, cc := range c.Countries {
+		if len(cc) != 2 || strings.Trim(cc, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+			return fmt.Errorf("country %q: want an ISO 3166 code in capitals, e.g. US", cc)
+		}
+	}
 	for lang, tmpl := range c.SMSTemplates {
 		if !strings.Contains(tmpl, "{code}") {
 			return fmt.Errorf("SMS template %q lacks {code}", lang)
@@ -88,25 +96,42 @@ type Requester struct {
 
 // Service applies the rules. It is safe for concurrent use.
 type Service struct {
-	cfg     Config
-	store   Store
-	sender  Sender
-	pub     Publisher
-	tokens  TokenIssuer
-	limits  *limiter
-	numbers *numberCache
-	now     func() time.Time
-	log     *slog.Logger
+	cfg       Config
+	store     Store
+	sender    Sender
+	pub       Publisher
+	tokens    TokenIssuer
+	observe   Observer
+	limits    *limiter
+	numbers   *numberCache
+	countries map[string]bool // nil: every country
+	now       func() time.Time
+	log       *slog.Logger
 }
 
-// Deps are the Service's collaborators. Tokens and Now may be nil.
+// Observer hears what the rules decide, for metrics.
+type Observer interface {
+	// Verified reports a number verified, d after its code was sent.
+	Verified(d time.Duration)
+	// RateLimited reports a send refused by the named limit.
+	RateLimited(limit string)
+}
+
+type noObserver struct{}
+
+func (noObserver) Verified(time.Duration) {}
+func (noObserver) RateLimited(string)     {}
+
+// Deps are the Service's collaborators. Tokens, Observe, Now and Log may
+// be nil.
 type Deps struct {
-	Store  Store
-	Sender Sender
-	Pub    Publisher
-	Tokens TokenIssuer
-	Now    func() time.Time
-	Log    *slog.Logger
+	Store   Store
+	Sender  Sender
+	Pub     Publisher
+	Tokens  TokenIssuer
+	Observe Observer
+	Now     func() time.Time
+	Log     *slog.Logger
 }
 
 // NewService checks cfg and returns a Service.
@@ -126,9 +151,19 @@ func NewService(cfg Config, d Deps) (*Service, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
+	if d.Observe == nil {
+		d.Observe = noObserver{}
+	}
+	var countries map[string]bool
+	if len(cfg.Countries) > 0 {
+		countries = map[string]bool{}
+		for _, cc := range cfg.Countries {
+			countries[cc] = true
+		}
+	}
 	return &Service{cfg: cfg, store: d.Store, sender: d.Sender, pub: d.Pub,
-		tokens: d.Tokens, limits: newLimiter(cfg.Limits), numbers: newNumberCache(1 << 14),
-		now: d.Now, log: d.Log}, nil
+		tokens: d.Tokens, observe: d.Observe, limits: newLimiter(cfg.Limits), numbers: newNumberCache(1 << 14),
+		countries: countries, now: d.Now, log: d.Log}, nil
 }
 
 // seconds rounds up, so a browser never shows 0 while something still waits.
@@ -143,6 +178,12 @@ func seconds(d time.Duration) int {
 // configured test numbers are accepted as they are, although they may lie
 // outside every numbering plan (+1 555 ...).
 func (s *Service) Normalize(raw string) (string, error) {
+	n, err := s.parse(raw)
+	return n.e164, err
+}
+
+// parse normalises a number and finds its country; a test number has none.
+func (s *Service) parse(raw string) (parsedPhone, error) {
 	if len(s.cfg.TestNumbers) > 0 {
 		compact := strings.Map(func(r rune) rune {
 			if r == '+' || r >= '0' && r <= '9' {
@@ -154,10 +195,10 @@ func (s *Service) Normalize(raw string) (string, error) {
 			return 'x'
 		}, raw)
 		if _, ok := s.cfg.TestNumbers[compact]; ok {
-			return compact, nil
+			return parsedPhone{e164: compact}, nil
 		}
 	}
-	return s.numbers.normalize(raw, s.cfg.DefaultRegion)
+	return s.numbers.parse(raw, s.cfg.DefaultRegion)
 }
 
 func (s *Service) invalidPhone() Event {
@@ -193,9 +234,17 @@ func (r *registerRefusal) Error() string {
 // returns the normalised number ("" if invalid), which the caller subscribes
 // the connection to, and the answer for the requester.
 func (s *Service) Register(ctx context.Context, who Requester, rawPhone string, reverify bool) (string, Event) {
-	phone, err := s.Normalize(rawPhone)
+	parsed, err := s.parse(rawPhone)
 	if err != nil {
+		s.log.Info("register", "reason", ReasonInvalidPhone)
 		return "", s.invalidPhone()
+	}
+	phone := parsed.e164
+	testCode, isTest := s.cfg.TestNumbers[phone]
+	if !isTest && s.countries != nil && !s.countries[parsed.country] {
+		s.log.Info("register", "reason", ReasonCountryNotAllowed, "country", parsed.country, "phone", MaskPhone(phone))
+		return phone, Update(ReasonCountryNotAllowed, "We can't send codes to numbers in this country ("+parsed.country+").",
+			"phone_number", phone, "country", parsed.country)
 	}
 	now := s.now()
 	refusal := func(r *Record) *registerRefusal {
@@ -217,12 +266,12 @@ func (s *Service) Register(ctx context.Context, who Requester, rawPhone string, 
 	if r := refusal(&current); r != nil {
 		return phone, r.event
 	}
-	testCode, isTest := s.cfg.TestNumbers[phone]
 	if isTest {
 		return phone, s.registerTestNumber(ctx, phone, testCode, reverify, refusal, now)
 	}
-	if wait, ok := s.limits.take(phone, who, now); !ok {
-		s.log.Warn("register", "reason", ReasonRateLimited, "phone", MaskPhone(phone), "client", who.ClientAddr)
+	if wait, limit, ok := s.limits.take(phone, who, now); !ok {
+		s.observe.RateLimited(limit)
+		s.log.Warn("register", "reason", ReasonRateLimited, "limit", limit, "phone", MaskPhone(phone), "client", who.ClientAddr)
 		return phone, Update(ReasonRateLimited, "Too many codes requested. Please try again later.",
 			"retry_after", seconds(wait))
 	}
@@ -365,6 +414,7 @@ func (s *Service) Verify(ctx context.Context, who Requester, rawPhone, code stri
 	now := s.now()
 	var outcome verifyOutcome
 	var attemptsLeft int
+	var sentAt time.Time
 	err = s.store.Update(ctx, phone, func(r *Record) error {
 		p := r.Pending
 		switch {
@@ -376,6 +426,7 @@ func (s *Service) Verify(ctx context.Context, who Requester, rawPhone, code stri
 			r.Pending = nil
 		case p.matches(code):
 			outcome = outcomeVerified
+			sentAt = p.SentAt
 			r.Pending = nil
 			r.VerifiedAt = now
 		default:
@@ -409,6 +460,7 @@ func (s *Service) Verify(ctx context.Context, who Requester, rawPhone, code stri
 		return Update(ReasonWrongCode, "That code is not right. Please try again.",
 			"phone_number", phone, "attempts_left", attemptsLeft)
 	}
+	s.observe.Verified(now.Sub(sentAt))
 	verifiedAt := now.UTC().Format(time.RFC3339)
 	s.pub.Publish(phone, Event{Name: EventVerified, Data: map[string]any{
 		"phone_number": phone, "verified_at": verifiedAt}}, who.ConnID)

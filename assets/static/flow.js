@@ -3,7 +3,8 @@
 // widget). I18N and CARD are put in front of this file by the server.
 
 const ERROR_REASONS = new Set(["invalid_phone", "rate_limited", "send_failed", "wrong_code",
-  "bad_request", "not_requested", "too_many_attempts", "expired", "digits_only", "enter_phone"]);
+  "bad_request", "not_requested", "too_many_attempts", "expired", "digits_only", "enter_phone",
+  "country_not_allowed", "sms_failed"]);
 
 // pickLanguage takes the first of the wanted languages that I18N has.
 function pickLanguage(wanted) {

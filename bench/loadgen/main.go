@@ -236,7 +236,8 @@ func startTarget(o options, twilioURL string) (*target, error) {
 		}
 		args := []string{"-addr=127.0.0.1:0", "-db=" + filepath.Join(dir, "verifier.db"),
 			"-max-sms-per-minute=0", "-max-sms-per-hour=0", "-max-sms-per-number=0",
-			"-max-sms-per-ip=0", "-max-sms-per-connection=0"}
+			"-max-sms-per-ip=0", "-max-sms-per-connection=0", "-max-sms-per-prefix=0",
+			"-max-connections=0", "-max-connections-per-ip=0"}
 		args = append(args, strings.Fields(o.serverArgs)...)
 		cmd = exec.Command(o.spawn, args...)
 		cmd.Env = append(os.Environ(), "TWILIO_ACCOUNT_SID="+fakeSID, "TWILIO_AUTH_TOKEN="+fakeToken,
