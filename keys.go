@@ -68,7 +68,7 @@ func forgetSpentTokens(ctx context.Context, store *db.Store, log *slog.Logger) {
 			return
 		case now := <-t.C:
 			if _, err := store.ForgetSpent(now); err != nil {
-				log.Error("forget spent tokens", "err", err)
+				log.Error("forget spent tokens", "event", "forget_spent_tokens", "reason", "store_error", "err", err)
 			}
 		}
 	}

@@ -82,7 +82,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	} else {
 		sender = sms.NewConsole(stdout, publisher)
-		log.Warn("no TWILIO_ACCOUNT_SID: texts are printed on standard output and in the page's dev inbox, not sent")
+		log.Warn("no TWILIO_ACCOUNT_SID: texts are printed on standard output and in the page's dev inbox, not sent",
+			"event", "start", "reason", "console_sender")
 	}
 
 	isTest := func(phone string) bool { _, ok := cfg.rules.TestNumbers[phone]; return ok }
@@ -138,7 +139,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case <-ctx.Done():
 	}
 
-	log.Info("shutting down")
+	log.Info("shutting down", "event", "shutdown", "reason", "signal")
 	stopSweep()
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
 	defer cancel()
@@ -148,7 +149,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go func() { srvDone <- srv.Shutdown(shutCtx) }()
 	hubErr := wsHub.Shutdown(shutCtx)
 	if err := errors.Join(hubErr, <-srvDone); err != nil {
-		log.Warn("shutdown incomplete", "err", err)
+		log.Warn("shutdown incomplete", "event", "shutdown", "reason", "timeout", "err", err)
 	}
 	return nil
 }
@@ -215,6 +216,6 @@ func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	log.Info("pprof listening", "addr", ln.Addr().String())
+	log.Info("pprof listening", "event", "start", "reason", "debug_addr", "addr", ln.Addr().String())
 	return func() { srv.Close() }, nil
 }

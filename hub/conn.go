@@ -48,7 +48,7 @@ func (c *Conn) enqueue(frame []byte, dropIfFull bool) {
 	case c.send <- frame:
 	default:
 		if dropIfFull {
-			c.hub.log.Warn("dropping slow connection", "conn", c.id)
+			c.hub.log.Warn("dropping slow connection", "event", "drop", "reason", "send_queue_full", "conn", c.id)
 			c.finish()
 		}
 		return

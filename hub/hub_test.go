@@ -2,7 +2,10 @@ package hub
 
 import (
 	"context"
+	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -237,6 +240,90 @@ func BenchmarkFanout(b *testing.B) {
 		h.Publish("+1", frame, "")
 		for range subscribers {
 			<-got
+		}
+	}
+}
+
+// dialFrom opens a WebSocket from a given loopback source address.
+func dialFrom(url, source string) (*websocket.Conn, *http.Response, error) {
+	d := websocket.Dialer{NetDialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}).DialContext}
+	return d.Dial(url, nil)
+}
+
+func TestConnectionCapsRefuseWithAStatusAndFreeUpOnClose(t *testing.T) {
+	h, url := startHub(t, Config{Limits: Limits{Max: 3, PerClient: 2}})
+	a1, _, err := dialFrom(url, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := dialFrom(url, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	_, resp, err := dialFrom(url, "127.0.0.1")
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third from one address: %v %v, want 429", err, resp)
+	}
+	if body, _ := io.ReadAll(resp.Body); !strings.Contains(string(body), `"error"`) {
+		t.Fatalf("refusal body %q", body)
+	}
+	if _, _, err := dialFrom(url, "127.0.0.2"); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+	_, resp, err = dialFrom(url, "127.0.0.3")
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("fourth connection: %v %v, want 503", err, resp)
+	}
+	a1.Close()
+	for h.Open() != 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, _, err := dialFrom(url, "127.0.0.3"); err != nil {
+		t.Fatalf("after one closed: %v", err)
+	}
+}
+
+func TestIdleConnectionsAreClosedButTalkingOnesKept(t *testing.T) {
+	_, url := startHub(t, Config{PongWait: 200 * time.Millisecond, Limits: Limits{IdleTimeout: 500 * time.Millisecond}})
+	idle := subscribe(t, url, "+1")
+	talking := subscribe(t, url, "+2")
+	replies := make(chan struct{}, 100)
+	go func() { // answers pings and reads the "subscribed" replies
+		for {
+			if _, _, err := talking.ReadMessage(); err != nil {
+				close(replies)
+				return
+			}
+			replies <- struct{}{}
+		}
+	}()
+	talked := make(chan error, 1)
+	go func() {
+		for range 15 { // a frame every 100 ms for longer than the idle timeout
+			if err := talking.WriteMessage(websocket.TextMessage, []byte("+2")); err != nil {
+				talked <- err
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		talked <- nil
+	}()
+	idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err := idle.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure || ce.Text != "idle timeout" {
+		t.Fatalf("idle peer saw %v, want close 1000 idle timeout", err)
+	}
+	if err := <-talked; err != nil {
+		t.Fatalf("the talking peer was dropped: %v", err)
+	}
+	for range 15 {
+		select {
+		case _, open := <-replies:
+			if !open {
+				t.Fatal("the talking peer was closed")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the talking peer got no answer")
 		}
 	}
 }

@@ -51,9 +51,14 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /demo/embed", pageHeaders(demoSignup(d.SiteVerify)))
 	mux.Handle("POST /twilio/status", d.Status)
 	mux.Handle("GET /metrics", d.Metrics)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := d.Health(); err != nil {
-			d.Log.Error("healthz", "err", err)
+	mux.Handle("GET /healthz", Healthz(d.Health, d.Log))
+}
+
+// Healthz answers 200 only while health (the database's ping) succeeds.
+func Healthz(health func() error, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := health(); err != nil {
+			log.Error("healthz", "event", "healthz", "reason", "database_unavailable", "err", err)
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unavailable"})
 			return
 		}

@@ -96,22 +96,22 @@ func (sv *SiteVerify) verify(r *http.Request, secret, token string) (int, siteve
 	given, want := sha256.Sum256([]byte(secret)), sha256.Sum256([]byte(sv.APIKey))
 	if subtle.ConstantTimeCompare(given[:], want[:]) != 1 {
 		sv.WrongSecrets.Take(client)
-		sv.Log.Warn("siteverify", "reason", errInvalidSecret, "client", client)
+		sv.Log.Warn("siteverify", "event", "siteverify", "reason", errInvalidSecret, "client", client)
 		return fail(http.StatusUnauthorized, errInvalidSecret)
 	}
 	claims, err := sv.Tokens.Redeem(r.Context(), token)
 	switch {
 	case errors.Is(err, verify.ErrTokenInvalid):
-		sv.Log.Info("siteverify", "reason", errInvalidToken, "client", client)
+		sv.Log.Info("siteverify", "event", "siteverify", "reason", errInvalidToken, "client", client)
 		return fail(http.StatusOK, errInvalidToken)
 	case errors.Is(err, verify.ErrTokenSpent):
-		sv.Log.Info("siteverify", "reason", errSpentToken, "client", client)
+		sv.Log.Info("siteverify", "event", "siteverify", "reason", errSpentToken, "client", client)
 		return fail(http.StatusOK, errSpentToken)
 	case err != nil:
-		sv.Log.Error("siteverify", "reason", errInternal, "err", err)
+		sv.Log.Error("siteverify", "event", "siteverify", "reason", errInternal, "err", err)
 		return fail(http.StatusInternalServerError, errInternal)
 	}
-	sv.Log.Info("siteverify", "reason", "success", "phone", verify.MaskPhone(claims.Phone))
+	sv.Log.Info("siteverify", "event", "siteverify", "reason", "success", "phone", verify.MaskPhone(claims.Phone))
 	return http.StatusOK, siteverifyResult{
 		Success:    true,
 		Phone:      claims.Phone,

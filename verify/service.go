@@ -206,7 +206,8 @@ func (s *Service) invalidPhone() Event {
 }
 
 func (s *Service) internalError(op, phone string, err error) Event {
-	s.log.Error(op, "reason", ReasonSendFailed, "err", err, "phone", MaskPhone(phone))
+	event, _, _ := strings.Cut(op, ":")
+	s.log.Error(op, "event", event, "reason", ReasonSendFailed, "err", err, "phone", MaskPhone(phone))
 	return Update(ReasonSendFailed, "Something went wrong on our side. Please try again.")
 }
 
@@ -236,13 +237,13 @@ func (r *registerRefusal) Error() string {
 func (s *Service) Register(ctx context.Context, who Requester, rawPhone string, reverify bool) (string, Event) {
 	parsed, err := s.parse(rawPhone)
 	if err != nil {
-		s.log.Info("register", "reason", ReasonInvalidPhone)
+		s.log.Info("register", "event", "register", "reason", ReasonInvalidPhone)
 		return "", s.invalidPhone()
 	}
 	phone := parsed.e164
 	testCode, isTest := s.cfg.TestNumbers[phone]
 	if !isTest && s.countries != nil && !s.countries[parsed.country] {
-		s.log.Info("register", "reason", ReasonCountryNotAllowed, "country", parsed.country, "phone", MaskPhone(phone))
+		s.log.Info("register", "event", "register", "reason", ReasonCountryNotAllowed, "country", parsed.country, "phone", MaskPhone(phone))
 		return phone, Update(ReasonCountryNotAllowed, "We can't send codes to numbers in this country ("+parsed.country+").",
 			"phone_number", phone, "country", parsed.country)
 	}
@@ -271,7 +272,7 @@ func (s *Service) Register(ctx context.Context, who Requester, rawPhone string, 
 	}
 	if wait, limit, ok := s.limits.take(phone, who, now); !ok {
 		s.observe.RateLimited(limit)
-		s.log.Warn("register", "reason", ReasonRateLimited, "limit", limit, "phone", MaskPhone(phone), "client", who.ClientAddr)
+		s.log.Warn("register", "event", "register", "reason", ReasonRateLimited, "limit", limit, "phone", MaskPhone(phone), "client", who.ClientAddr)
 		return phone, Update(ReasonRateLimited, "Too many codes requested. Please try again later.",
 			"retry_after", seconds(wait))
 	}
@@ -306,7 +307,7 @@ func (s *Service) Register(ctx context.Context, who Requester, rawPhone string, 
 	if err != nil {
 		return phone, s.sendFailed(ctx, who, phone, pending, previous, err)
 	}
-	s.log.Info("register", "reason", EventCodeGenerated, "phone", MaskPhone(phone))
+	s.log.Info("register", "event", "register", "reason", EventCodeGenerated, "phone", MaskPhone(phone))
 	return phone, s.codeGenerated(phone)
 }
 
@@ -336,7 +337,7 @@ func (s *Service) registerTestNumber(ctx context.Context, phone, code string, re
 	if err != nil {
 		return s.internalError("register: store", phone, err)
 	}
-	s.log.Info("register", "reason", EventCodeGenerated, "phone", MaskPhone(phone), "test", true)
+	s.log.Info("register", "event", "register", "reason", EventCodeGenerated, "phone", MaskPhone(phone), "test", true)
 	return s.codeGenerated(phone)
 }
 
@@ -358,14 +359,14 @@ func (s *Service) sendFailed(ctx context.Context, who Requester, phone string, s
 		return nil
 	})
 	if err != nil && !errors.Is(err, ErrNoChange) {
-		s.log.Error("register: undo", "err", err, "phone", MaskPhone(phone))
+		s.log.Error("register: undo", "event", "register", "reason", "undo_failed", "err", err, "phone", MaskPhone(phone))
 	}
 	if rejected {
-		s.log.Info("register", "reason", ReasonInvalidPhone, "phone", MaskPhone(phone), "err", sendErr)
+		s.log.Info("register", "event", "register", "reason", ReasonInvalidPhone, "phone", MaskPhone(phone), "err", sendErr)
 		return Update(ReasonInvalidPhone, "We can't send a text to "+phone+". Check the number and try again.",
 			"phone_number", phone)
 	}
-	s.log.Warn("register", "reason", ReasonSendFailed, "phone", MaskPhone(phone), "err", sendErr)
+	s.log.Warn("register", "event", "register", "reason", ReasonSendFailed, "phone", MaskPhone(phone), "err", sendErr)
 	return Update(ReasonSendFailed, "We couldn't send the text just now. Please try again in a moment.",
 		"phone_number", phone)
 }
@@ -447,7 +448,7 @@ func (s *Service) Verify(ctx context.Context, who Requester, rawPhone, code stri
 	if err != nil && !errors.Is(err, ErrNoChange) {
 		return s.internalError("verify: store", phone, err)
 	}
-	s.log.Info("verify", "reason", outcome.String(), "phone", MaskPhone(phone))
+	s.log.Info("verify", "event", "verify", "reason", outcome.String(), "phone", MaskPhone(phone))
 	switch outcome {
 	case outcomeNotRequested:
 		return Update(ReasonNotRequested, "You have not requested a verification code for "+phone+" yet!",
@@ -466,7 +467,7 @@ func (s *Service) Verify(ctx context.Context, who Requester, rawPhone, code stri
 		"phone_number": phone, "verified_at": verifiedAt}}, who.ConnID)
 	token, err := s.tokens.Issue(phone, now)
 	if err != nil {
-		s.log.Error("verify: token", "err", err, "phone", MaskPhone(phone))
+		s.log.Error("verify: token", "event", "verify", "reason", "token_failed", "err", err, "phone", MaskPhone(phone))
 	}
 	return Event{Name: EventVerified, Data: map[string]any{
 		"phone_number": phone, "verified_at": verifiedAt, "token": token}}
@@ -538,7 +539,7 @@ func (s *Service) RunSweeper(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			if _, err := s.SweepExpired(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("sweep", "err", err)
+				s.log.Error("sweep", "event", "sweep", "reason", "store_error", "err", err)
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"sort"
 	"strings"
@@ -421,6 +422,11 @@ func TestRateLimits(t *testing.T) {
 		{"per client address", Limits{PerClient: Rate{N: 2, Per: time.Hour}},
 			func(i int) Requester { return Requester{ConnID: string(rune('a' + i)), ClientAddr: "192.0.2.9"} },
 			func(i int) string { return numbers[i] }},
+		{"per block of 1,000 numbers", Limits{PerPrefix: Rate{N: 2, Per: time.Hour}},
+			func(i int) Requester {
+				return Requester{ConnID: string(rune('a' + i)), ClientAddr: string(rune('a' + i))}
+			},
+			func(i int) string { return numbers[i] }},
 		{"whole deployment per minute", Limits{PerMinute: 2},
 			func(i int) Requester {
 				return Requester{ConnID: string(rune('a' + i)), ClientAddr: string(rune('a' + i))}
@@ -508,5 +514,113 @@ func TestConfigValidation(t *testing.T) {
 		if cfg.Validate() == nil {
 			t.Errorf("config %+v accepted", cfg)
 		}
+	}
+}
+
+// observed records what the rules report for metrics.
+type observed struct {
+	mu       sync.Mutex
+	verified []time.Duration
+	limits   []string
+}
+
+func (o *observed) Verified(d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.verified = append(o.verified, d)
+}
+func (o *observed) RateLimited(l string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.limits = append(o.limits, l)
+}
+
+func TestNumberRangeSweepIsStoppedButOtherRangesAreNot(t *testing.T) {
+	obs := &observed{}
+	h := newHarness(t, func(c *Config) { c.Limits.PerPrefix = Rate{N: 5, Per: time.Hour} })
+	svc, err := NewService(h.svc.cfg, Deps{Store: h.store, Sender: h.sender, Pub: h.pub, Now: h.clock.Now, Observe: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A script walks +1 415 555 2000, 2001, ... each from a fresh
+	// connection and address, so only the range limit can see it.
+	refused := 0
+	for i := range 50 {
+		who := Requester{ConnID: fmt.Sprint("c", i), ClientAddr: fmt.Sprint("198.51.100.", i)}
+		_, ev := svc.Register(context.Background(), who, fmt.Sprintf("+1415555%04d", 2000+i), false)
+		if ev.Data["reason"] == ReasonRateLimited {
+			refused++
+		}
+	}
+	if h.sender.count() != 5 || refused != 45 {
+		t.Fatalf("sweep of 50 numbers: %d texts, %d refused; want 5 and 45", h.sender.count(), refused)
+	}
+	if len(obs.limits) != 45 || obs.limits[0] != "prefix" {
+		t.Fatalf("observed limits %v, want 45 x prefix", obs.limits)
+	}
+	_, ev := svc.Register(context.Background(), alice, "+14155553000", false)
+	wantEvent(t, ev, EventCodeGenerated, "")
+}
+
+func TestCountriesOutsideTheListGetNoText(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Countries = []string{"US", "CA"}
+		c.TestNumbers = map[string]string{"+15555550100": "123456"}
+	})
+	for _, p := range []string{"+442071838750", "+33612345678", "+61412345678"} {
+		_, ev := h.svc.Register(context.Background(), alice, p, false)
+		wantEvent(t, ev, EventUpdate, ReasonCountryNotAllowed)
+		if ev.Data["country"] == "" || ev.Data["phone_number"] != p {
+			t.Fatalf("answer lacks country or number: %v", ev.Data)
+		}
+	}
+	if h.sender.count() != 0 || len(h.store.recs) != 0 {
+		t.Fatalf("%d texts, %d records for refused countries", h.sender.count(), len(h.store.recs))
+	}
+	for _, p := range []string{"+14155552671", "+16135550123", "+15555550100"} {
+		_, ev := h.svc.Register(context.Background(), alice, p, false)
+		wantEvent(t, ev, EventCodeGenerated, "")
+	}
+}
+
+func TestBruteForceEndsAtMaxAttemptsForEveryCode(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxAttempts = 5 })
+	for round := range 4 {
+		wantEvent(t, h.register(t, alice), EventCodeGenerated, "")
+		right := h.sender.lastCode(t)
+		tried := 0
+		for guess := 0; ; guess++ {
+			g := fmt.Sprintf("%06d", guess)
+			if g == right {
+				continue
+			}
+			tried++
+			ev := h.verify(alice, g)
+			if ev.Name == EventReset {
+				wantEvent(t, ev, EventReset, ReasonTooManyAttempts)
+				break
+			}
+			wantEvent(t, ev, EventUpdate, ReasonWrongCode)
+		}
+		if tried != 5 {
+			t.Fatalf("round %d: the code died after %d guesses, want 5", round, tried)
+		}
+		wantEvent(t, h.verify(alice, right), EventUpdate, ReasonNotRequested)
+		h.clock.Advance(h.svc.cfg.ResendAfter)
+	}
+}
+
+func TestObserverHearsVerificationTime(t *testing.T) {
+	obs := &observed{}
+	h := newHarness(t)
+	svc, err := NewService(h.svc.cfg, Deps{Store: h.store, Sender: h.sender, Pub: h.pub, Now: h.clock.Now, Observe: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Register(context.Background(), alice, phone, false)
+	h.clock.Advance(42 * time.Second)
+	wantEvent(t, svc.Verify(context.Background(), alice, phone, h.sender.lastCode(t)), EventVerified, "")
+	if len(obs.verified) != 1 || obs.verified[0] != 42*time.Second {
+		t.Fatalf("observed %v, want [42s]", obs.verified)
 	}
 }

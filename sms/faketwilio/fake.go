@@ -4,10 +4,15 @@
 package faketwilio
 
 import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	neturl "net/url"
 	"regexp"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +28,7 @@ type Failure struct {
 	HTTPStatus int
 	Code       int // Twilio error code; 0 sends a non-JSON body
 	Delay      time.Duration
+	To         string // only messages to this number fail; "" for all
 }
 
 // Server is the fake. Set AccountSID and AuthToken before serving.
@@ -70,7 +76,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, 21604, "A 'To' phone number, a 'From' and a 'Body' are required.")
 		return
 	}
-	if f := s.failure.Load(); f != nil {
+	if f := s.failure.Load(); f != nil && (f.To == "" || f.To == m.To) {
 		select {
 		case <-time.After(f.Delay):
 		case <-r.Context().Done():
@@ -170,4 +176,22 @@ func (s *Server) Reset() {
 	defer s.mu.Unlock()
 	s.messages = nil
 	s.byTo = map[string][]Message{}
+}
+
+// Sign computes X-Twilio-Signature for a form posted to url, as Twilio
+// documents it (HMAC-SHA1 over the URL and the sorted names and values),
+// so tests can play Twilio calling a webhook without using the validator
+// they test.
+func Sign(authToken, url string, form neturl.Values) string {
+	keys := make([]string, 0, len(form))
+	for k := range form {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	mac := hmac.New(sha1.New, []byte(authToken))
+	mac.Write([]byte(url))
+	for _, k := range keys {
+		mac.Write([]byte(k + form.Get(k)))
+	}
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
