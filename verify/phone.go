@@ -15,6 +15,9 @@ var ErrInvalidPhone = errors.New("invalid phone number")
 // real number comes close.
 const maxPhoneInput = 64
 
+// maxE164Len is "+" and E.164's 15 digits.
+const maxE164Len = 16
+
 // NormalizePhone turns any common written form of a number into E.164.
 // Numbers without a leading + are read in defaultRegion (e.g. "US").
 func NormalizePhone(input, defaultRegion string) (string, error) {
@@ -42,7 +45,13 @@ func parsePhone(input, defaultRegion string) (parsedPhone, error) {
 	if !phonenumbers.IsValidNumber(num) {
 		return parsedPhone{}, ErrInvalidPhone
 	}
-	return parsedPhone{phonenumbers.Format(num, phonenumbers.E164), phonenumbers.GetRegionCodeForNumber(num)}, nil
+	e164 := phonenumbers.Format(num, phonenumbers.E164)
+	// The parser's metadata takes some German numbers of 16 digits; E.164
+	// (and so Twilio) stops at 15.
+	if len(e164) > maxE164Len {
+		return parsedPhone{}, ErrInvalidPhone
+	}
+	return parsedPhone{e164, phonenumbers.GetRegionCodeForNumber(num)}, nil
 }
 
 // numberCache remembers inputs that were valid numbers. A flow names its
