@@ -58,6 +58,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log lines as text or json")
 	fs.IntVar(&cfg.conns.Max, "max-connections", 15000, "open WebSockets at most; more are refused with 503 (0: no cap)")
 	fs.IntVar(&cfg.conns.PerClient, "max-connections-per-ip", 200, "open WebSockets from one client address; more get 429 (0: no cap)")
+	fs.DurationVar(&cfg.conns.HandshakeTimeout, "handshake-timeout", 10*time.Second, "how long a client may take to send its request headers and finish a WebSocket upgrade")
 	fs.DurationVar(&cfg.conns.IdleTimeout, "idle-timeout", 30*time.Minute, "close a WebSocket whose client sent nothing for this long (0: never)")
 	fs.StringVar(&testNumbers, "test-numbers", "", `test numbers with fixed codes, "+15555550100=123456,...": no text is sent`)
 

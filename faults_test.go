@@ -375,3 +375,19 @@ func TestJSONLogsNameTheEventAndReasonAndHideCodesAndNumbers(t *testing.T) {
 		}
 	}
 }
+
+func TestAClientSendingHeadersSlowlyIsCutOff(t *testing.T) {
+	ts := startServer(t, []string{"-handshake-timeout=300ms"}, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Headers begun and never finished, as a slowloris client does.
+	fmt.Fprint(conn, "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.ReadAll(conn)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the server still held the half-sent request after 5 s")
+	}
+}

@@ -113,7 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				WrongSecrets: verify.NewWindowLimiter(verify.Rate{N: 10, Per: time.Minute}, nil),
 			},
 		}),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.conns.HandshakeTimeout, // a slow-headers client holds no socket for long
 		IdleTimeout:       2 * time.Minute,
 	}
 	fmt.Fprintf(stdout, "verifier listening on http://%s\n", listenURLHost(ln.Addr()))

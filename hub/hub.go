@@ -43,6 +43,9 @@ type Limits struct {
 	Max         int           // open connections; more are refused with 503
 	PerClient   int           // open connections from one client address; more get 429
 	IdleTimeout time.Duration // a connection whose client sent nothing this long is closed
+	// HandshakeTimeout bounds the upgrade's response; the http.Server's
+	// ReadHeaderTimeout bounds the request before it.
+	HandshakeTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -129,7 +132,7 @@ func New(cfg Config, h Handler, log *slog.Logger) *Hub {
 		WriteBufferSize:  1024,
 		WriteBufferPool:  &sync.Pool{},
 		CheckOrigin:      hb.OriginAllowed,
-		HandshakeTimeout: 10 * time.Second,
+		HandshakeTimeout: cfg.Limits.HandshakeTimeout,
 	}
 	go hb.run()
 	return hb
