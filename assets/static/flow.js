@@ -63,7 +63,7 @@ function createFlow(root, opts) {
     el.update.textContent = message || "";
     el.update.hidden = !message;
     el.update.classList.toggle("error", ERROR_REASONS.has(reason));
-    el.update.classList.toggle("ok", reason === "verified");
+    el.update.classList.toggle("ok", reason === "verified" || reason === "sms_delivered");
   }
 
   // sayReason prefers the person's language; the server's English message
