@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"verifier/channel"
 	"verifier/db"
 	"verifier/server"
 	"verifier/sms"
@@ -97,23 +98,28 @@ func TestADiskRefusingWritesSendsNoText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := verify.NewService(verify.DefaultConfig(), verify.Deps{Store: store, Sender: sender, Pub: nopPublisher{}})
+	texter, err := channel.NewSMS(sender, map[string]string{"en": "Your code: {code}"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := verify.NewService(verify.DefaultConfig(), verify.Deps{Store: store,
+		Channels: verify.Channels{"sms": texter}, Pub: nopPublisher{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	who := verify.Requester{ConnID: "c1", ClientAddr: "127.0.0.1"}
-	if _, ev := svc.Register(context.Background(), who, numberN(1), false); ev.Name != "code_generated" {
-		t.Fatalf("healthy store: %v", ev)
+	if o, err := svc.Register(context.Background(), who, verify.Registration{Phone: numberN(1)}); err != nil || o.Kind != verify.CodeSent {
+		t.Fatalf("healthy store: %v, %v", o, err)
 	}
 	health := server.Healthz(store.Ping, slog.New(slog.DiscardHandler))
 
 	store.Close()
-	_, ev := svc.Register(context.Background(), who, numberN(2), false)
-	if ev.Name != "update" || ev.Data["reason"] != "send_failed" {
-		t.Fatalf("register on a dead store: %v, want update send_failed", ev)
+	// An internal error: the server answers it as update send_failed.
+	if o, err := svc.Register(context.Background(), who, verify.Registration{Phone: numberN(2)}); err == nil {
+		t.Fatalf("register on a dead store: %v, want an error", o)
 	}
-	if ev := svc.Verify(context.Background(), who, numberN(1), fake.LastCode(numberN(1))); ev.Data["reason"] != "send_failed" {
-		t.Fatalf("verify on a dead store: %v, want update send_failed", ev)
+	if o, err := svc.Verify(context.Background(), who, numberN(1), fake.LastCode(numberN(1))); err == nil {
+		t.Fatalf("verify on a dead store: %v, want an error", o)
 	}
 	if n := len(fake.To(numberN(2))); n != 0 {
 		t.Fatalf("%d texts for a code that was never stored", n)
@@ -127,7 +133,7 @@ func TestADiskRefusingWritesSendsNoText(t *testing.T) {
 
 type nopPublisher struct{}
 
-func (nopPublisher) Publish(string, verify.Event, string) {}
+func (nopPublisher) Publish(string, verify.Outcome, string) {}
 
 func TestDeliveryReportsReachThePageAndForgedOnesAreRefused(t *testing.T) {
 	const public = "https://verify.example.com"

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
-	"log/slog"
-	"time"
 
 	"verifier/db"
 )
@@ -55,21 +52,5 @@ func randomBytes(n int) func() ([]byte, error) {
 		b := make([]byte, n)
 		_, err := rand.Read(b)
 		return b, err
-	}
-}
-
-// forgetSpentTokens drops records of spent tokens once they have expired.
-func forgetSpentTokens(ctx context.Context, store *db.Store, log *slog.Logger) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			if _, err := store.ForgetSpent(now); err != nil {
-				log.Error("forget spent tokens", "event", "forget_spent_tokens", "reason", "store_error", "err", err)
-			}
-		}
 	}
 }

@@ -10,18 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
-	"verifier/assets"
 	"verifier/db"
 	"verifier/hub"
-	"verifier/metrics"
-	"verifier/server"
-	"verifier/sms"
 	"verifier/verify"
 )
 
@@ -44,112 +40,89 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.logFormat, stderr)
-	meter := metrics.New()
-
-	bundle, err := assets.Load()
-	if err != nil {
-		return err
-	}
-	cfg.rules.SMSTemplates = bundle.SMSTemplates()
-	if err := cfg.rules.Validate(); err != nil {
-		return err
-	}
-
-	store, err := db.Open(cfg.dbPath)
+	log := newLogger(cfg.listen.logFormat, stderr)
+	store, err := db.Open(cfg.listen.dbPath)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	keys, err := loadKeys(store, getenv, stdout)
+	a, err := assemble(cfg, store, getenv, stdout, log)
 	if err != nil {
 		return err
 	}
+	return a.serve(ctx, cfg.listen)
+}
 
-	frontend := &server.Frontend{Log: log, HostOrigins: cfg.hostOrigins, Count: meter}
-	wsHub := hub.New(hub.Config{AllowedOrigins: cfg.allowedOrigins, Limits: cfg.conns}, frontend, log)
-	meter.WatchConnections(wsHub.Open)
-	publisher := server.Publisher{Hub: wsHub}
+// app is the assembled server.
+type app struct {
+	log     *slog.Logger
+	out     io.Writer // standard output: the listening line
+	store   *db.Store
+	hub     *hub.Hub
+	svc     *verify.Service
+	handler http.Handler
+}
 
-	var sender verify.Sender
-	status := &server.DeliveryStatus{Pub: publisher, Observe: meter.Delivery, Log: log}
-	if cfg.twilio != nil {
-		if sender, err = sms.NewTwilio(*cfg.twilio); err != nil {
-			return err
-		}
-		if cfg.twilio.StatusCallback != "" {
-			status.Check, status.URL = sms.NewStatusValidator(cfg.twilio.AuthToken), cfg.twilio.StatusCallback
-		}
-	} else {
-		sender = sms.NewConsole(stdout, publisher)
-		log.Warn("no TWILIO_ACCOUNT_SID: texts are printed on standard output and in the page's dev inbox, not sent",
-			"event", "start", "reason", "console_sender")
-	}
-
-	isTest := func(phone string) bool { _, ok := cfg.rules.TestNumbers[phone]; return ok }
-	tokens, err := verify.NewTokens(keys.tokens, store, nil, isTest)
-	if err != nil {
-		return err
-	}
-	svc, err := verify.NewService(cfg.rules, verify.Deps{
-		Store: timedStore{store, meter}, Sender: countedSender{sender, meter},
-		Pub: publisher, Tokens: tokens, Observe: meter, Log: log,
-	})
-	if err != nil {
-		return err
-	}
-	frontend.Rules = svc
-
+// serve listens until ctx ends, then stops in order: no new connections,
+// every socket closed with 1001, the background tasks finished; the
+// database is closed by the caller after that.
+func (a *app) serve(ctx context.Context, cfg listenConfig) error {
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler: server.NewHandler(server.Deps{
-			Hub: wsHub, OriginAllowed: wsHub.OriginAllowed, Assets: bundle, Health: store.Ping, Log: log,
-			Status: status, Metrics: meter.Handler(),
-			SiteVerify: &server.SiteVerify{
-				Tokens: tokens, APIKey: keys.api, Log: log,
-				WrongSecrets: verify.NewWindowLimiter(verify.Rate{N: 10, Per: time.Minute}, nil),
-			},
-		}),
+	srv := &http.Server{Handler: a.handler,
 		ReadHeaderTimeout: cfg.conns.HandshakeTimeout, // a slow-headers client holds no socket for long
-		IdleTimeout:       2 * time.Minute,
-	}
-	fmt.Fprintf(stdout, "verifier listening on http://%s\n", listenURLHost(ln.Addr()))
-
+		IdleTimeout:       2 * time.Minute}
 	if cfg.debugAddr != "" {
-		stopDebug, err := serveDebug(cfg.debugAddr, log)
+		stopDebug, err := serveDebug(cfg.debugAddr, a.log)
 		if err != nil {
 			return err
 		}
 		defer stopDebug()
 	}
+	fmt.Fprintf(a.out, "verifier listening on http://%s\n", listenURLHost(ln.Addr()))
 
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	defer stopSweep()
-	go svc.RunSweeper(sweepCtx, time.Second)
-	go forgetSpentTokens(sweepCtx, store, log)
-
+	background, stopBackground := a.startBackground(ctx)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
 	case err := <-served:
+		stopBackground()
 		return err
 	case <-ctx.Done():
 	}
+	a.log.Info("shutting down", "event", "shutdown", "reason", "signal")
+	err = a.shutdown(srv)
+	stopBackground()
+	background.Wait()
+	return err
+}
 
-	log.Info("shutting down", "event", "shutdown", "reason", "signal")
-	stopSweep()
-	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
+// startBackground runs the expiry sweeper and the spent-token janitor
+// until stop is called.
+func (a *app) startBackground(ctx context.Context) (*sync.WaitGroup, context.CancelFunc) {
+	ctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { a.svc.RunSweeper(ctx, time.Second) })
+	wg.Go(func() {
+		a.store.RunJanitor(ctx, time.Minute, func(err error) {
+			a.log.Error("forget spent tokens", "event", "forget_spent_tokens", "reason", "store_error", "err", err)
+		})
+	})
+	return &wg, stop
+}
+
+// shutdown stops accepting and closes every socket. http.Server.Shutdown
+// leaves hijacked WebSockets alone: the hub closes them (1001) and waits
+// for their handlers, so no write is cut short.
+func (a *app) shutdown(srv *http.Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
 	defer cancel()
-	// http.Server.Shutdown leaves hijacked WebSockets alone: the hub closes
-	// them (1001) and waits for their handlers, so no write is cut short.
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Shutdown(shutCtx) }()
-	hubErr := wsHub.Shutdown(shutCtx)
-	if err := errors.Join(hubErr, <-srvDone); err != nil {
-		log.Warn("shutdown incomplete", "event", "shutdown", "reason", "timeout", "err", err)
+	go func() { srvDone <- srv.Shutdown(ctx) }()
+	if err := errors.Join(a.hub.Shutdown(ctx), <-srvDone); err != nil {
+		a.log.Warn("shutdown incomplete", "event", "shutdown", "reason", "timeout", "err", err)
 	}
 	return nil
 }
@@ -159,33 +132,6 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, nil))
 	}
 	return slog.New(slog.NewTextHandler(w, nil))
-}
-
-// timedStore measures the rules' durable writes.
-type timedStore struct {
-	verify.Store
-	meter *metrics.Metrics
-}
-
-func (s timedStore) Update(ctx context.Context, phone string, fn func(*verify.Record) error) error {
-	start := time.Now()
-	err := s.Store.Update(ctx, phone, fn)
-	if err == nil {
-		s.meter.StoreWrite(time.Since(start))
-	}
-	return err
-}
-
-// countedSender counts texts by the provider's answer.
-type countedSender struct {
-	verify.Sender
-	meter *metrics.Metrics
-}
-
-func (s countedSender) Send(ctx context.Context, m verify.Message) error {
-	err := s.Sender.Send(ctx, m)
-	s.meter.SMS(sms.ErrorCode(err))
-	return err
 }
 
 // listenURLHost names the listener in a form a browser can open.
@@ -199,23 +145,4 @@ func listenURLHost(a net.Addr) string {
 		return fmt.Sprintf("localhost:%d", port)
 	}
 	return tcp.String()
-}
-
-// serveDebug serves net/http/pprof on its own loopback listener, never on
-// the public one.
-func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	log.Info("pprof listening", "event", "start", "reason", "debug_addr", "addr", ln.Addr().String())
-	return func() { srv.Close() }, nil
 }

@@ -220,8 +220,29 @@ func expiryKey(phone string, p *verify.Pending) []byte {
 	return append(k, phone...)
 }
 
+// storedRecord is the JSON of record version 1, kept apart from the
+// domain's types so that renaming a field there cannot change the file.
+type storedRecord struct {
+	VerifiedAt time.Time      `json:"verified_at,omitzero"`
+	Pending    *storedPending `json:"pending,omitempty"`
+}
+
+type storedPending struct {
+	Secret    string    `json:"secret,omitempty"`
+	TestCode  string    `json:"test_code,omitempty"`
+	Digits    int       `json:"digits"`
+	SentAt    time.Time `json:"sent_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Attempts  int       `json:"attempts"`
+}
+
 func encode(rec verify.Record) ([]byte, error) {
-	b, err := json.Marshal(rec)
+	out := storedRecord{VerifiedAt: rec.VerifiedAt}
+	if p := rec.Pending; p != nil {
+		out.Pending = &storedPending{Secret: p.Secret, TestCode: p.TestCode, Digits: p.Digits,
+			SentAt: p.SentAt, ExpiresAt: p.ExpiresAt, Attempts: p.Attempts}
+	}
+	b, err := json.Marshal(out)
 	if err != nil {
 		return nil, err
 	}
@@ -230,15 +251,22 @@ func encode(rec verify.Record) ([]byte, error) {
 
 // decode copies out of v, which dies with its transaction.
 func decode(v []byte) (verify.Record, error) {
-	var rec verify.Record
 	if v == nil {
-		return rec, nil
+		return verify.Record{}, nil
 	}
 	if len(v) == 0 || v[0] != recordV1 {
-		return rec, fmt.Errorf("unknown record version")
+		return verify.Record{}, fmt.Errorf("unknown record version")
 	}
-	err := json.Unmarshal(v[1:], &rec)
-	return rec, err
+	var in storedRecord
+	if err := json.Unmarshal(v[1:], &in); err != nil {
+		return verify.Record{}, err
+	}
+	rec := verify.Record{VerifiedAt: in.VerifiedAt}
+	if p := in.Pending; p != nil {
+		rec.Pending = &verify.Pending{Secret: p.Secret, TestCode: p.TestCode, Digits: p.Digits,
+			SentAt: p.SentAt, ExpiresAt: p.ExpiresAt, Attempts: p.Attempts}
+	}
+	return rec, nil
 }
 
 // Get implements verify.Store.
@@ -323,4 +351,21 @@ func (s *Store) Secret(name string, generate func() ([]byte, error)) ([]byte, er
 		return meta.Put(key, v)
 	})
 	return secret, err
+}
+
+// RunJanitor drops expired spent-token records every interval until ctx
+// ends; onErr hears failures.
+func (s *Store) RunJanitor(ctx context.Context, interval time.Duration, onErr func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if _, err := s.ForgetSpent(now); err != nil {
+				onErr(err)
+			}
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 )
 
 // Conn is one browser connection.
@@ -19,6 +20,8 @@ type Conn struct {
 	once    sync.Once
 	client  string
 	origin  string
+	handler Handler
+	tag     atomic.Pointer[string]
 	topic   string // owned by the hub's goroutine
 	// lastFrame is when the client last sent a frame (Unix nanoseconds).
 	lastFrame atomic.Int64
@@ -32,6 +35,22 @@ func (c *Conn) ClientAddr() string { return c.client }
 
 // Origin is the handshake's Origin header ("" when none was sent).
 func (c *Conn) Origin() string { return c.origin }
+
+// SetTag labels the connection for published frames: a Render is asked for
+// one frame per tag (the server tags each connection with its language).
+func (c *Conn) SetTag(tag string) {
+	if old := c.tag.Load(); old == nil || *old != tag {
+		c.tag.Store(&tag)
+	}
+}
+
+// Tag is the connection's label, "" until SetTag.
+func (c *Conn) Tag() string {
+	if t := c.tag.Load(); t != nil {
+		return *t
+	}
+	return ""
+}
 
 // Send queues a frame without waiting. A connection whose queue is full is
 // too slow to keep: it is dropped rather than allowed to hold anyone up.
@@ -96,13 +115,13 @@ func (c *Conn) readPump() {
 	c.ws.SetPongHandler(func(string) error {
 		return c.ws.SetReadDeadline(time.Now().Add(wait))
 	})
-	flood := bucket{rate: c.hub.cfg.FramesPerSec, burst: float64(c.hub.cfg.FrameBurst)}
+	flood := rate.NewLimiter(rate.Limit(c.hub.cfg.FramesPerSec), c.hub.cfg.FrameBurst)
 	for {
 		_, frame, err := c.ws.ReadMessage()
 		if err != nil {
 			return
 		}
-		if !flood.allow(time.Now()) {
+		if !flood.Allow() {
 			msg := websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "too many messages")
 			_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 			return
@@ -111,7 +130,7 @@ func (c *Conn) readPump() {
 		now := time.Now()
 		_ = c.ws.SetReadDeadline(now.Add(wait))
 		c.lastFrame.Store(now.UnixNano())
-		c.hub.handler.HandleFrame(c.hub.ctx, c, frame)
+		c.handler.HandleFrame(c.hub.ctx, c, frame)
 	}
 }
 
@@ -141,24 +160,4 @@ func (c *Conn) writeLoop() {
 			}
 		}
 	}
-}
-
-// bucket is a token bucket owned by one reader goroutine.
-type bucket struct {
-	rate, burst, tokens float64
-	last                time.Time
-}
-
-func (b *bucket) allow(now time.Time) bool {
-	if b.last.IsZero() {
-		b.tokens = b.burst
-	} else {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }

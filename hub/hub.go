@@ -28,14 +28,17 @@ type Handler interface {
 
 // Config tunes the hub. Zero fields take the defaults.
 type Config struct {
-	AllowedOrigins []string      // extra origins, e.g. "https://shop.example"
-	MaxFrameBytes  int64         // larger frames close the connection with 1009
-	SendQueue      int           // frames buffered per connection before it is dropped
-	WriteWait      time.Duration // deadline of each write
-	PongWait       time.Duration // how long a silent peer is kept
-	FramesPerSec   float64       // sustained frames a client may send; a flood is closed with 1008
-	FrameBurst     int
-	Limits         Limits
+	AllowedOrigins []string // extra origins, e.g. "https://shop.example"
+	// ClientAddr names a request's client for the per-client limits; nil
+	// takes the TCP peer's address.
+	ClientAddr    func(*http.Request) string
+	MaxFrameBytes int64         // larger frames close the connection with 1009
+	SendQueue     int           // frames buffered per connection before it is dropped
+	WriteWait     time.Duration // deadline of each write
+	PongWait      time.Duration // how long a silent peer is kept
+	FramesPerSec  float64       // sustained frames a client may send; a flood is closed with 1008
+	FrameBurst    int
+	Limits        Limits
 }
 
 // Limits bound what clients may hold open. Zero means no bound.
@@ -73,7 +76,6 @@ func (c *Config) setDefaults() {
 // (run) owns that state; everything else talks to it through channels.
 type Hub struct {
 	cfg      Config
-	handler  Handler
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 	allowed  map[string]bool
@@ -104,16 +106,23 @@ type subscription struct {
 
 type publication struct {
 	topic   string
-	frame   []byte
+	render  Render
 	exclude string
 }
 
+// Render makes a frame for connections tagged tag (see Conn.SetTag). It
+// runs on the hub's goroutine, once per tag among the listeners.
+type Render func(tag string) []byte
+
 // New returns a running hub.
-func New(cfg Config, h Handler, log *slog.Logger) *Hub {
+func New(cfg Config, log *slog.Logger) *Hub {
 	cfg.setDefaults()
+	if cfg.ClientAddr == nil {
+		cfg.ClientAddr = peerAddr
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	hb := &Hub{
-		cfg: cfg, handler: h, log: log,
+		cfg: cfg, log: log,
 		allowed:    map[string]bool{},
 		perClient:  map[string]int{},
 		register:   make(chan *Conn),
@@ -200,11 +209,7 @@ func (h *Hub) run() {
 			}
 			topics[s.topic][s.conn] = true
 		case p := <-h.publish:
-			for c := range topics[p.topic] {
-				if c.id != p.exclude {
-					c.Send(p.frame)
-				}
-			}
+			deliver(topics[p.topic], p)
 		case done := <-h.closeAll:
 			var wg sync.WaitGroup
 			for c := range conns {
@@ -218,13 +223,40 @@ func (h *Hub) run() {
 	}
 }
 
-// ServeHTTP upgrades the request and starts serving the connection.
-func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// deliver renders p once per tag among the listeners and queues it for
+// each of them.
+func deliver(listeners map[*Conn]bool, p publication) {
+	var rendered map[string][]byte // few tags: one per language in use
+	for c := range listeners {
+		if c.id == p.exclude {
+			continue
+		}
+		tag := c.Tag()
+		frame, ok := rendered[tag]
+		if !ok {
+			frame = p.render(tag)
+			if rendered == nil {
+				rendered = map[string][]byte{}
+			}
+			rendered[tag] = frame
+		}
+		c.Send(frame)
+	}
+}
+
+// Endpoint returns the WebSocket endpoint: it upgrades requests and hands
+// every frame a connection sends to handler.
+func (h *Hub) Endpoint(handler Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, handler) })
+}
+
+// serve upgrades the request and starts serving the connection.
+func (h *Hub) serve(w http.ResponseWriter, r *http.Request, handler Handler) {
 	if h.closing.Load() {
 		refuse(w, http.StatusServiceUnavailable, "server shutting down")
 		return
 	}
-	client := clientAddr(r)
+	client := h.cfg.ClientAddr(r)
 	if status, why := h.admit(client); status != 0 {
 		h.log.Warn("connection refused", "event", "connect", "reason", why, "client", client)
 		refuse(w, status, why)
@@ -236,13 +268,14 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered (403 for a foreign origin)
 	}
 	c := &Conn{
-		id:     "c" + strconv.FormatUint(h.nextID.Add(1), 10),
-		ws:     ws,
-		hub:    h,
-		send:   make(chan []byte, h.cfg.SendQueue),
-		done:   make(chan struct{}),
-		client: client,
-		origin: r.Header.Get("Origin"),
+		id:      "c" + strconv.FormatUint(h.nextID.Add(1), 10),
+		ws:      ws,
+		hub:     h,
+		send:    make(chan []byte, h.cfg.SendQueue),
+		done:    make(chan struct{}),
+		client:  client,
+		origin:  r.Header.Get("Origin"),
+		handler: handler,
 	}
 	c.lastFrame.Store(time.Now().UnixNano())
 	select {
@@ -302,7 +335,7 @@ func refuse(w http.ResponseWriter, status int, why string) {
 	fmt.Fprintf(w, "{\"error\":%q}\n", why)
 }
 
-func clientAddr(r *http.Request) string {
+func peerAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
@@ -310,11 +343,11 @@ func clientAddr(r *http.Request) string {
 	return host
 }
 
-// Publish queues frame for every connection subscribed to topic except the
-// one whose ID is exclude.
-func (h *Hub) Publish(topic string, frame []byte, exclude string) {
+// Publish queues a frame, rendered for each listener's tag, for every
+// connection subscribed to topic except the one whose ID is exclude.
+func (h *Hub) Publish(topic string, render Render, exclude string) {
 	select {
-	case h.publish <- publication{topic, frame, exclude}:
+	case h.publish <- publication{topic, render, exclude}:
 	case <-h.stopped:
 	}
 }

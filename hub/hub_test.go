@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,15 +19,22 @@ import (
 // subscriber subscribes each connection to the topic its frame names.
 type subscriber struct{}
 
+// "tag fr +1" tags the connection fr first.
 func (subscriber) HandleFrame(_ context.Context, c *Conn, frame []byte) {
-	c.Subscribe(string(frame))
+	topic := string(frame)
+	if rest, ok := strings.CutPrefix(topic, "tag "); ok {
+		tag, t, _ := strings.Cut(rest, " ")
+		c.SetTag(tag)
+		topic = t
+	}
+	c.Subscribe(topic)
 	c.Send([]byte("subscribed"))
 }
 
 func startHub(t *testing.T, cfg Config) (*Hub, string) {
 	t.Helper()
-	h := New(cfg, subscriber{}, slog.New(slog.DiscardHandler))
-	srv := httptest.NewServer(h)
+	h := New(cfg, slog.New(slog.DiscardHandler))
+	srv := httptest.NewServer(h.Endpoint(subscriber{}))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -54,7 +62,7 @@ func subscribe(t *testing.T, url, topic string) *websocket.Conn {
 func TestPublishReachesSubscribersOfTheTopicExceptTheExcluded(t *testing.T) {
 	h, url := startHub(t, Config{})
 	a, b, other := subscribe(t, url, "+1"), subscribe(t, url, "+1"), subscribe(t, url, "+2")
-	h.Publish("+1", []byte("hello"), "c1") // c1 is a, the first connection
+	h.Publish("+1", same([]byte("hello")), "c1") // c1 is a, the first connection
 	b.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, msg, err := b.ReadMessage(); err != nil || string(msg) != "hello" {
 		t.Fatalf("b got %q, %v", msg, err)
@@ -72,8 +80,8 @@ func TestResubscribingLeavesTheOldTopic(t *testing.T) {
 	ws := subscribe(t, url, "+1")
 	ws.WriteMessage(websocket.TextMessage, []byte("+2"))
 	ws.ReadMessage()
-	h.Publish("+1", []byte("old"), "")
-	h.Publish("+2", []byte("new"), "")
+	h.Publish("+1", same([]byte("old")), "")
+	h.Publish("+2", same([]byte("new")), "")
 	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, msg, err := ws.ReadMessage(); err != nil || string(msg) != "new" {
 		t.Fatalf("got %q, %v; want new", msg, err)
@@ -88,7 +96,7 @@ func TestASlowReaderIsDroppedAndDelaysNoOne(t *testing.T) {
 	payload := []byte(strings.Repeat("x", 64<<10))
 	// In lockstep with the reading client, so only the slow one falls behind.
 	for i := range frames {
-		h.Publish("+1", payload, "")
+		h.Publish("+1", same(payload), "")
 		fast.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, _, err := fast.ReadMessage(); err != nil {
 			t.Fatalf("the reading client stalled at frame %d: %v", i, err)
@@ -211,8 +219,8 @@ func TestPingsKeepAnAnsweringPeerAndDropASilentOne(t *testing.T) {
 // BenchmarkFanout publishes one frame to 100 connections on a topic and
 // waits until every one has read it.
 func BenchmarkFanout(b *testing.B) {
-	h := New(Config{}, subscriber{}, slog.New(slog.DiscardHandler))
-	srv := httptest.NewServer(h)
+	h := New(Config{}, slog.New(slog.DiscardHandler))
+	srv := httptest.NewServer(h.Endpoint(subscriber{}))
 	defer srv.Close()
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
 	const subscribers = 100
@@ -237,7 +245,7 @@ func BenchmarkFanout(b *testing.B) {
 	frame := []byte(`{"event":"verified","data":{"phone_number":"+14155552671","verified_at":"2026-11-22T12:00:00Z"}}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		h.Publish("+1", frame, "")
+		h.Publish("+1", same(frame), "")
 		for range subscribers {
 			<-got
 		}
@@ -325,5 +333,28 @@ func TestIdleConnectionsAreClosedButTalkingOnesKept(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("the talking peer got no answer")
 		}
+	}
+}
+
+// same renders one frame for every tag.
+func same(frame []byte) Render { return func(string) []byte { return frame } }
+
+func TestPublishedFramesAreRenderedPerTag(t *testing.T) {
+	h, url := startHub(t, Config{})
+	en, fr, fr2 := subscribe(t, url, "tag en +1"), subscribe(t, url, "tag fr +1"), subscribe(t, url, "tag fr +1")
+	var rendered atomic.Int32
+	h.Publish("+1", func(tag string) []byte { rendered.Add(1); return []byte("hello " + tag) }, "")
+	for want, ws := range map[string]*websocket.Conn{"hello en": en, "hello fr": fr} {
+		ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, msg, err := ws.ReadMessage(); err != nil || string(msg) != want {
+			t.Fatalf("got %q, %v; want %q", msg, err, want)
+		}
+	}
+	fr2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, msg, err := fr2.ReadMessage(); err != nil || string(msg) != "hello fr" {
+		t.Fatalf("second fr got %q, %v", msg, err)
+	}
+	if n := rendered.Load(); n != 2 {
+		t.Fatalf("rendered %d times for 3 listeners in 2 languages", n)
 	}
 }

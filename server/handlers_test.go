@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"verifier/clientip"
 	"verifier/sms"
 	"verifier/sms/faketwilio"
+	"verifier/token"
 	"verifier/verify"
 )
 
@@ -24,21 +26,21 @@ const (
 
 type recordingPub struct {
 	mu  sync.Mutex
-	got []verify.Event
+	got []verify.Outcome
 	to  []string
 }
 
-func (p *recordingPub) Publish(phone string, ev verify.Event, _ string) {
+func (p *recordingPub) Publish(phone string, o verify.Outcome, _ string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.got = append(p.got, ev)
+	p.got = append(p.got, o)
 	p.to = append(p.to, phone)
 }
 
 func newStatusHandler() (*DeliveryStatus, *recordingPub) {
 	pub := &recordingPub{}
 	return &DeliveryStatus{Check: sms.NewStatusValidator(statusToken), URL: statusURL, Pub: pub,
-		Log: slog.New(slog.DiscardHandler)}, pub
+		ClientAddr: clientip.New(nil).Of, Log: slog.New(slog.DiscardHandler)}, pub
 }
 
 func postStatus(h http.Handler, form url.Values, signature string) *httptest.ResponseRecorder {
@@ -58,19 +60,19 @@ func statusForm(status string) url.Values {
 }
 
 func TestDeliveryReportsBecomeUpdates(t *testing.T) {
-	for status, reason := range map[string]string{
-		"sent": verify.ReasonSMSSent, "delivered": verify.ReasonSMSDelivered,
-		"undelivered": verify.ReasonSMSFailed, "failed": verify.ReasonSMSFailed,
+	for status, kind := range map[string]verify.Kind{
+		"sent": verify.DeliverySent, "delivered": verify.DeliveryDone,
+		"undelivered": verify.DeliveryFailed, "failed": verify.DeliveryFailed,
 	} {
 		h, pub := newStatusHandler()
 		form := statusForm(status)
 		if w := postStatus(h, form, faketwilio.Sign(statusToken, statusURL, form)); w.Code != http.StatusNoContent {
 			t.Fatalf("%s: status %d %s", status, w.Code, w.Body)
 		}
-		if len(pub.got) != 1 || pub.to[0] != "+14155552671" || pub.got[0].Data["reason"] != reason {
-			t.Fatalf("%s: published %v to %v, want one %s", status, pub.got, pub.to, reason)
+		if len(pub.got) != 1 || pub.to[0] != "+14155552671" || pub.got[0].Kind != kind || pub.got[0].Status != status {
+			t.Fatalf("%s: published %v to %v, want one %s", status, pub.got, pub.to, kind)
 		}
-		if _, has := pub.got[0].Data["error_code"]; has != (reason == verify.ReasonSMSFailed) {
+		if has := pub.got[0].ErrorCode != ""; has != (kind == verify.DeliveryFailed) {
 			t.Fatalf("%s: error_code present = %v", status, has)
 		}
 	}
@@ -156,14 +158,14 @@ func FuzzTwilioStatus(f *testing.F) {
 			t.Fatalf("status %d", w.Code)
 		}
 		for i, to := range pub.to {
-			if !isE164(to) || pub.got[i].Name != verify.EventUpdate {
+			if k := pub.got[i].Kind; !verify.IsE164(to) || k < verify.DeliverySent || k > verify.DeliveryFailed {
 				t.Fatalf("published %v to %q", pub.got[i], to)
 			}
 		}
 	})
 }
 
-// memSpent is an in-memory verify.SpentTokens.
+// memSpent is an in-memory token.SpentTokens.
 type memSpent struct {
 	mu  sync.Mutex
 	ids map[string]bool
@@ -180,7 +182,7 @@ func (m *memSpent) Spend(_ context.Context, id string, _ time.Time) (bool, error
 }
 
 func FuzzSiteverify(f *testing.F) {
-	tokens, err := verify.NewTokens([]byte("0123456789abcdef0123456789abcdef"), &memSpent{ids: map[string]bool{}}, nil, nil)
+	tokens, err := token.NewTokens([]byte("0123456789abcdef0123456789abcdef"), &memSpent{ids: map[string]bool{}}, nil, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -198,7 +200,8 @@ func FuzzSiteverify(f *testing.F) {
 	f.Add("multipart/form-data; boundary=x", "--x--")
 	f.Fuzz(func(t *testing.T, contentType, body string) {
 		sv := &SiteVerify{Tokens: tokens, APIKey: "key", Log: slog.New(slog.DiscardHandler),
-			WrongSecrets: verify.NewWindowLimiter(verify.Rate{N: 1000, Per: time.Minute}, nil)}
+			ClientAddr: clientip.New(nil).Of,
+			WrongSecrets: verify.NewLimiter(verify.Limit{Name: "wrong_secret", Rate: verify.Rate{N: 1000, Per: time.Minute}, Key: verify.ByClient})}
 		r := httptest.NewRequest("POST", "/api/siteverify", strings.NewReader(body))
 		r.Header.Set("Content-Type", contentType)
 		w := httptest.NewRecorder()

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"verifier/verify"
 )
 
 // Client-to-server events.
@@ -22,6 +20,7 @@ type request struct {
 	Phone    string
 	Code     string
 	Reverify bool
+	Channel  string
 	Lang     string
 }
 
@@ -34,6 +33,7 @@ type payload struct {
 	PhoneNumber *string `json:"phone_number"`
 	Code        *string `json:"code"`
 	Reverify    *bool   `json:"reverify"`
+	Channel     *string `json:"channel"`
 	Lang        *string `json:"lang"`
 }
 
@@ -47,6 +47,8 @@ func badFrame(format string, a ...any) error {
 
 // decodeFrame parses {"event": ..., "data": {...}} and checks that the
 // event is known and carries the fields it needs.
+// The language is kept even when the frame is refused, so the refusal can
+// be worded in it.
 func decodeFrame(frame []byte) (request, error) {
 	var env envelope
 	if err := json.Unmarshal(frame, &env); err != nil {
@@ -69,19 +71,22 @@ func decodeFrame(frame []byte) (request, error) {
 	if p == nil {
 		return request{}, badFrame("data must be an object")
 	}
+	if p.Lang != nil {
+		req.Lang = languageTag(*p.Lang)
+	}
 	if p.PhoneNumber == nil || *p.PhoneNumber == "" {
-		return request{}, badFrame("missing phone_number")
+		return req, badFrame("missing phone_number")
 	}
 	req.Phone = *p.PhoneNumber
 	if req.Event == eventVerify {
 		if p.Code == nil || *p.Code == "" {
-			return request{}, badFrame("missing code")
+			return req, badFrame("missing code")
 		}
 		req.Code = *p.Code
 	}
 	req.Reverify = p.Reverify != nil && *p.Reverify
-	if p.Lang != nil {
-		req.Lang = languageTag(*p.Lang)
+	if p.Channel != nil {
+		req.Channel = *p.Channel
 	}
 	return req, nil
 }
@@ -101,17 +106,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
-}
-
-// encodeEvent renders an event as one JSON text frame.
-func encodeEvent(ev verify.Event) []byte {
-	b, err := json.Marshal(struct {
-		Event string         `json:"event"`
-		Data  map[string]any `json:"data"`
-	}{ev.Name, ev.Data})
-	if err != nil {
-		// Data holds only strings and numbers built by verify.
-		panic(fmt.Sprintf("encode %s: %v", ev.Name, err))
-	}
-	return b
 }

@@ -1,5 +1,6 @@
 // Package server is the HTTP surface: routes, the page, and the glue that
-// turns WebSocket frames into calls on verify.Service and back.
+// turns WebSocket frames into calls on the rules and their outcomes back
+// into frames, worded in the person's language.
 package server
 
 import (
@@ -15,30 +16,40 @@ import (
 
 // Frames is what the glue needs of the hub: fan-out by topic.
 type Frames interface {
-	Publish(topic string, frame []byte, exclude string)
+	Publish(topic string, render hub.Render, exclude string)
 }
 
-// Publisher adapts the hub to verify.Publisher.
-type Publisher struct{ Hub Frames }
+// Publisher adapts the hub to verify.Publisher: each listener gets the
+// outcome worded in its own language.
+type Publisher struct {
+	Hub   Frames
+	Texts *Texts
+}
 
-// Publish implements verify.Publisher.
-func (p Publisher) Publish(phone string, ev verify.Event, exceptConn string) {
-	p.Hub.Publish(phone, encodeEvent(ev), exceptConn)
+// Publish implements verify.Publisher. A token never travels this way: it
+// goes only to the connection that typed the code.
+func (p Publisher) Publish(phone string, o verify.Outcome, exceptConn string) {
+	o.Token = ""
+	p.Hub.Publish(phone, func(lang string) []byte {
+		frame, _ := p.Texts.render(o, lang)
+		return frame
+	}, exceptConn)
 }
 
 // Rules is what the glue needs of verify.Service.
 type Rules interface {
 	Normalize(phone string) (string, error)
-	Register(ctx context.Context, who verify.Requester, phone string, reverify bool) (string, verify.Event)
-	Verify(ctx context.Context, who verify.Requester, phone, code string) verify.Event
-	Resume(ctx context.Context, phone string) (string, verify.Event)
+	Register(ctx context.Context, who verify.Requester, reg verify.Registration) (verify.Outcome, error)
+	Verify(ctx context.Context, who verify.Requester, phone, code string) (verify.Outcome, error)
+	Resume(ctx context.Context, who verify.Requester, phone string) (verify.Outcome, error)
 }
 
 var _ Rules = (*verify.Service)(nil)
 
-// Frontend answers WebSocket frames. Set Rules before serving.
+// Frontend answers WebSocket frames.
 type Frontend struct {
 	Rules Rules
+	Texts *Texts
 	Log   *slog.Logger
 	// HostOrigins are the allowed host sites' origins; a text asked for
 	// from one names its host in the WebOTP line.
@@ -66,34 +77,58 @@ func (f *Frontend) counter() Counter {
 
 // HandleFrame implements hub.Handler.
 func (f *Frontend) HandleFrame(ctx context.Context, c *hub.Conn, frame []byte) {
-	count := f.counter()
 	req, err := decodeFrame(frame)
+	if req.Lang != "" {
+		c.SetTag(f.Texts.Lang(req.Lang))
+	}
+	lang := f.Texts.Lang(c.Tag())
 	if err != nil {
-		count.EventIn("bad_frame")
-		count.Answer(verify.EventUpdate, verify.ReasonBadRequest)
-		f.Log.Info("frame", "event", "bad_frame", "reason", verify.ReasonBadRequest, "conn", c.ID(), "err", err)
-		c.Send(encodeEvent(verify.Update(verify.ReasonBadRequest, badRequestMessage(err))))
+		f.counter().EventIn("bad_frame")
+		f.Log.Info("frame", "event", "bad_frame", "reason", badRequest.reason, "conn", c.ID(), "err", err)
+		f.send(c, f.Texts.renderForm(badRequest, lang, err.Error()), badRequest)
 		return
 	}
-	count.EventIn(req.Event)
+	f.counter().EventIn(req.Event)
 	// Subscribe before acting, so that nothing the action publishes (a dev
 	// inbox text, another tab's verified) can be missed.
 	if phone, err := f.Rules.Normalize(req.Phone); err == nil && req.Event != eventVerify {
 		c.Subscribe(phone)
 	}
-	who := verify.Requester{ConnID: c.ID(), ClientAddr: c.ClientAddr(), Lang: req.Lang, Host: f.hostOf(c.Origin())}
-	var answer verify.Event
+	who := verify.Requester{ConnID: c.ID(), ClientAddr: c.ClientAddr(), Lang: lang, Host: f.hostOf(c.Origin())}
+	o, err := f.act(ctx, who, req)
+	if err != nil {
+		f.answerError(c, lang, req, err)
+		return
+	}
+	frame, form := f.Texts.render(o, lang)
+	f.send(c, frame, form)
+}
+
+func (f *Frontend) act(ctx context.Context, who verify.Requester, req request) (verify.Outcome, error) {
 	switch req.Event {
 	case eventRegister:
-		_, answer = f.Rules.Register(ctx, who, req.Phone, req.Reverify)
+		return f.Rules.Register(ctx, who, verify.Registration{Phone: req.Phone, Reverify: req.Reverify, Channel: req.Channel})
 	case eventResume:
-		_, answer = f.Rules.Resume(ctx, req.Phone)
-	case eventVerify:
-		answer = f.Rules.Verify(ctx, who, req.Phone, req.Code)
+		return f.Rules.Resume(ctx, who, req.Phone)
+	default:
+		return f.Rules.Verify(ctx, who, req.Phone, req.Code)
 	}
-	reason, _ := answer.Data["reason"].(string)
-	count.Answer(answer.Name, reason)
-	c.Send(encodeEvent(answer))
+}
+
+// answerError tells the person what an error means for them; internal
+// failures are logged and never shown.
+func (f *Frontend) answerError(c *hub.Conn, lang string, req request, err error) {
+	if errors.Is(err, verify.ErrUnknownChannel) {
+		f.send(c, f.Texts.renderForm(badRequest, lang, badFrame("unknown channel %q", truncate(req.Channel, 32)).Error()), badRequest)
+		return
+	}
+	f.Log.Error(req.Event, "event", req.Event, "reason", internalError.reason, "err", err, "conn", c.ID())
+	f.send(c, f.Texts.renderForm(internalError, lang, ""), internalError)
+}
+
+func (f *Frontend) send(c *hub.Conn, frame []byte, sent form) {
+	f.counter().Answer(sent.event, sent.reason)
+	c.Send(frame)
 }
 
 func (f *Frontend) hostOf(origin string) string {
@@ -105,11 +140,4 @@ func (f *Frontend) hostOf(origin string) string {
 		}
 	}
 	return ""
-}
-
-func badRequestMessage(err error) string {
-	if errors.Is(err, errBadFrame) {
-		return "That request was not understood (" + err.Error() + ")."
-	}
-	return "That request was not understood."
 }

@@ -9,11 +9,11 @@ import (
 	"errors"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
 
+	tokenpkg "verifier/token"
 	"verifier/verify"
 )
 
@@ -31,14 +31,15 @@ const (
 
 // Redeemer checks and spends a proof token.
 type Redeemer interface {
-	Redeem(ctx context.Context, token string) (verify.Claims, error)
+	Redeem(ctx context.Context, token string) (tokenpkg.Claims, error)
 }
 
 // SiteVerify answers host back ends checking a token with the API key.
 type SiteVerify struct {
 	Tokens       Redeemer
 	APIKey       string
-	WrongSecrets *verify.WindowLimiter // per client address
+	WrongSecrets *verify.Limiter // per client address
+	ClientAddr   func(*http.Request) string
 	Log          *slog.Logger
 }
 
@@ -52,36 +53,39 @@ type siteverifyResult struct {
 	RetryAfter int      `json:"retry_after,omitempty"`
 }
 
+func failure(status int, codes ...string) (int, siteverifyResult) {
+	return status, siteverifyResult{ErrorCodes: codes}
+}
+
 const maxSiteverifyBody = 8 << 10
 
 func (sv *SiteVerify) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status, res := sv.check(r)
+	if res.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(res.RetryAfter))
+	}
 	writeJSON(w, status, res)
 }
 
 func (sv *SiteVerify) check(r *http.Request) (int, siteverifyResult) {
-	fail := func(status int, codes ...string) (int, siteverifyResult) {
-		return status, siteverifyResult{ErrorCodes: codes}
-	}
-	client := clientIP(r)
-	if wait := sv.WrongSecrets.Wait(client); wait > 0 {
-		status, res := fail(http.StatusTooManyRequests, errRateLimited)
-		res.RetryAfter = int(wait.Seconds()) + 1
+	if wait, _ := sv.WrongSecrets.Wait(sv.subject(r), time.Now()); wait > 0 {
+		status, res := failure(http.StatusTooManyRequests, errRateLimited)
+		res.RetryAfter = *seconds(wait)
 		return status, res
 	}
 	secret, token, err := readSiteverifyInput(r)
 	if err != nil {
-		return fail(http.StatusBadRequest, errBadRequest)
+		return failure(http.StatusBadRequest, errBadRequest)
 	}
 	return sv.verify(r, secret, token)
 }
 
+func (sv *SiteVerify) subject(r *http.Request) verify.Subject {
+	return verify.Subject{Client: sv.ClientAddr(r)}
+}
+
 // verify checks the secret, then redeems the token.
 func (sv *SiteVerify) verify(r *http.Request, secret, token string) (int, siteverifyResult) {
-	fail := func(status int, codes ...string) (int, siteverifyResult) {
-		return status, siteverifyResult{ErrorCodes: codes}
-	}
-	client := clientIP(r)
 	var missing []string
 	if secret == "" {
 		missing = append(missing, errMissingSecret)
@@ -90,26 +94,39 @@ func (sv *SiteVerify) verify(r *http.Request, secret, token string) (int, siteve
 		missing = append(missing, errMissingToken)
 	}
 	if missing != nil {
-		return fail(http.StatusBadRequest, missing...)
+		return failure(http.StatusBadRequest, missing...)
 	}
+	client := sv.ClientAddr(r)
 	// Hashing first makes the comparison constant-time in the length too.
 	given, want := sha256.Sum256([]byte(secret)), sha256.Sum256([]byte(sv.APIKey))
 	if subtle.ConstantTimeCompare(given[:], want[:]) != 1 {
-		sv.WrongSecrets.Take(client)
+		sv.WrongSecrets.Take(sv.subject(r), time.Now())
 		sv.Log.Warn("siteverify", "event", "siteverify", "reason", errInvalidSecret, "client", client)
-		return fail(http.StatusUnauthorized, errInvalidSecret)
+		return failure(http.StatusUnauthorized, errInvalidSecret)
 	}
-	claims, err := sv.Tokens.Redeem(r.Context(), token)
-	switch {
-	case errors.Is(err, verify.ErrTokenInvalid):
-		sv.Log.Info("siteverify", "event", "siteverify", "reason", errInvalidToken, "client", client)
-		return fail(http.StatusOK, errInvalidToken)
-	case errors.Is(err, verify.ErrTokenSpent):
-		sv.Log.Info("siteverify", "event", "siteverify", "reason", errSpentToken, "client", client)
-		return fail(http.StatusOK, errSpentToken)
-	case err != nil:
+	return sv.redeem(r.Context(), token, client)
+}
+
+// redeemErrors maps the token's refusals to siteverify's error codes.
+var redeemErrors = []struct {
+	err  error
+	code string
+}{
+	{tokenpkg.ErrTokenInvalid, errInvalidToken},
+	{tokenpkg.ErrTokenSpent, errSpentToken},
+}
+
+func (sv *SiteVerify) redeem(ctx context.Context, token, client string) (int, siteverifyResult) {
+	claims, err := sv.Tokens.Redeem(ctx, token)
+	if err != nil {
+		for _, e := range redeemErrors {
+			if errors.Is(err, e.err) {
+				sv.Log.Info("siteverify", "event", "siteverify", "reason", e.code, "client", client)
+				return failure(http.StatusOK, e.code)
+			}
+		}
 		sv.Log.Error("siteverify", "event", "siteverify", "reason", errInternal, "err", err)
-		return fail(http.StatusInternalServerError, errInternal)
+		return failure(http.StatusInternalServerError, errInternal)
 	}
 	sv.Log.Info("siteverify", "event", "siteverify", "reason", "success", "phone", verify.MaskPhone(claims.Phone))
 	return http.StatusOK, siteverifyResult{
@@ -142,20 +159,9 @@ func readSiteverifyInput(r *http.Request) (secret, token string, err error) {
 	return r.PostForm.Get("secret"), cmp.Or(r.PostForm.Get("token"), r.PostForm.Get("response")), nil
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	if res, ok := v.(siteverifyResult); ok && res.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(res.RetryAfter))
-	}
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
 }

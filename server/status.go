@@ -3,7 +3,6 @@ package server
 import (
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"verifier/verify"
 )
@@ -21,17 +20,19 @@ type DeliveryStatus struct {
 	URL     string           // the URL Twilio calls, as signed: the public URL, not r.Host
 	Pub     verify.Publisher
 	Observe func(status string) // counts accepted reports; may be nil
-	Log     *slog.Logger
+	// ClientAddr names the caller, for the log.
+	ClientAddr func(*http.Request) string
+	Log        *slog.Logger
 }
 
 const maxStatusBody = 16 << 10
 
-// deliveryReasons maps the statuses worth telling a person about.
-var deliveryReasons = map[string]struct{ reason, message string }{
-	"sent":        {verify.ReasonSMSSent, "Text sent. It should arrive in a few seconds."},
-	"delivered":   {verify.ReasonSMSDelivered, "Delivered to your phone."},
-	"undelivered": {verify.ReasonSMSFailed, "Not delivered: try again or check the number."},
-	"failed":      {verify.ReasonSMSFailed, "Not delivered: try again or check the number."},
+// deliveryKinds maps the statuses worth telling a person about.
+var deliveryKinds = map[string]verify.Kind{
+	"sent":        verify.DeliverySent,
+	"delivered":   verify.DeliveryDone,
+	"undelivered": verify.DeliveryFailed,
+	"failed":      verify.DeliveryFailed,
 }
 
 func (d *DeliveryStatus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -45,16 +46,16 @@ func (d *DeliveryStatus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		params[k] = v[0]
 	}
 	if d.Check == nil || !d.Check.Validate(d.URL, params, r.Header.Get("X-Twilio-Signature")) {
-		d.Log.Warn("sms status", "event", "sms_status", "reason", "bad_signature", "client", clientIP(r))
+		d.Log.Warn("sms status", "event", "sms_status", "reason", "bad_signature", "client", d.ClientAddr(r))
 		writeJSON(w, http.StatusForbidden, map[string]string{"error": "invalid or missing X-Twilio-Signature"})
 		return
 	}
 	status, to := params["MessageStatus"], params["To"]
-	if status == "" || !isE164(to) {
+	if status == "" || !verify.IsE164(to) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "MessageStatus and To (E.164) are required"})
 		return
 	}
-	known, ok := deliveryReasons[status]
+	kind, ok := deliveryKinds[status]
 	if d.Observe != nil {
 		if !ok {
 			d.Observe("other")
@@ -66,16 +67,12 @@ func (d *DeliveryStatus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	extra := []any{"phone_number", to, "status", status}
-	if code := params["ErrorCode"]; code != "" && status != "sent" && status != "delivered" {
-		extra = append(extra, "error_code", code)
+	o := verify.Outcome{Kind: kind, Phone: to, Status: status}
+	if kind == verify.DeliveryFailed {
+		o.ErrorCode = params["ErrorCode"]
 	}
-	d.Pub.Publish(to, verify.Update(known.reason, known.message, extra...), "")
-	d.Log.Info("sms status", "event", "sms_status", "reason", known.reason, "phone", verify.MaskPhone(to),
+	d.Pub.Publish(to, o, "")
+	d.Log.Info("sms status", "event", "sms_status", "reason", kind.String(), "phone", verify.MaskPhone(to),
 		"message_sid", params["MessageSid"], "error_code", params["ErrorCode"])
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func isE164(s string) bool {
-	return len(s) >= 8 && len(s) <= 16 && s[0] == '+' && strings.Trim(s[1:], "0123456789") == ""
 }

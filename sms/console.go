@@ -1,5 +1,5 @@
-// Package sms holds the verify.Sender implementations: Twilio, and the
-// console sender used when no provider is configured.
+// Package sms carries texts: through Twilio, or, when no provider is
+// configured, onto the console and the page's dev inbox.
 package sms
 
 import (
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"verifier/channel"
 	"verifier/verify"
 )
 
@@ -20,10 +21,7 @@ type Console struct {
 	inbox verify.Publisher // nil: print only
 }
 
-var _ verify.Sender = (*Console)(nil)
-
-// EventDevSMS carries a text the console sender printed, to the dev inbox.
-const EventDevSMS = "dev_sms"
+var _ channel.Sender = (*Console)(nil)
 
 // NewConsole prints to out and, if inbox is not nil, publishes each text.
 func NewConsole(out io.Writer, inbox verify.Publisher) *Console {
@@ -31,13 +29,12 @@ func NewConsole(out io.Writer, inbox verify.Publisher) *Console {
 }
 
 // Send writes "DEV SMS to <E.164>: <body>" as one line.
-func (c *Console) Send(_ context.Context, m verify.Message) error {
+func (c *Console) Send(_ context.Context, to, body string) error {
 	c.mu.Lock()
-	_, err := fmt.Fprintf(c.out, "DEV SMS to %s: %s\n", m.To, OneLine(m.Body))
+	_, err := fmt.Fprintf(c.out, "DEV SMS to %s: %s\n", to, OneLine(body))
 	c.mu.Unlock()
 	if err == nil && c.inbox != nil {
-		c.inbox.Publish(m.To, verify.Event{Name: EventDevSMS, Data: map[string]any{
-			"phone_number": m.To, "body": m.Body}}, "")
+		c.inbox.Publish(to, verify.Outcome{Kind: verify.DevText, Phone: to, Body: body}, "")
 	}
 	return err
 }

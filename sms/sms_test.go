@@ -29,7 +29,7 @@ func newTwilio(t *testing.T, fake *faketwilio.Server, tweak func(*TwilioConfig))
 	return tw
 }
 
-var msg = verify.Message{To: "+14155552671", Body: "Your verification code is: 123456"}
+const msgTo, msgBody = "+14155552671", "Your verification code is: 123456"
 
 func TestTwilioSendsThroughTheConfiguredBaseURL(t *testing.T) {
 	fake := faketwilio.New(sid, token)
@@ -37,11 +37,11 @@ func TestTwilioSendsThroughTheConfiguredBaseURL(t *testing.T) {
 		c.StatusCallback = "https://verify.example.com/twilio/status"
 		c.ValidFor = 10 * time.Minute
 	})
-	if err := tw.Send(context.Background(), msg); err != nil {
+	if err := tw.Send(context.Background(), msgTo, msgBody); err != nil {
 		t.Fatal(err)
 	}
 	got := fake.Messages()
-	if len(got) != 1 || got[0].To != msg.To || got[0].Body != msg.Body || got[0].From != "+15005550006" ||
+	if len(got) != 1 || got[0].To != msgTo || got[0].Body != msgBody || got[0].From != "+15005550006" ||
 		got[0].StatusCallback != "https://verify.example.com/twilio/status" {
 		t.Fatalf("fake got %+v", got)
 	}
@@ -50,7 +50,7 @@ func TestTwilioSendsThroughTheConfiguredBaseURL(t *testing.T) {
 func TestTwilioMessagingService(t *testing.T) {
 	fake := faketwilio.New(sid, token)
 	tw := newTwilio(t, fake, func(c *TwilioConfig) { c.From = ""; c.MessagingServiceSID = "MG123" })
-	if err := tw.Send(context.Background(), msg); err != nil {
+	if err := tw.Send(context.Background(), msgTo, msgBody); err != nil {
 		t.Fatal(err)
 	}
 	if m := fake.Messages()[0]; m.MessagingServiceSID != "MG123" || m.From != "" {
@@ -78,7 +78,7 @@ func TestTwilioErrorsMapToRejectedOrFailed(t *testing.T) {
 			fake.SetFailure(tc.failure)
 			tw := newTwilio(t, fake, func(c *TwilioConfig) { c.AuthToken = tc.token })
 			start := time.Now()
-			err := tw.Send(context.Background(), msg)
+			err := tw.Send(context.Background(), msgTo, msgBody)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -108,7 +108,7 @@ func TestTwilioConfigIsChecked(t *testing.T) {
 func TestConsolePrintsOneLinePerMessage(t *testing.T) {
 	var out bytes.Buffer
 	c := NewConsole(&out, nil)
-	c.Send(context.Background(), verify.Message{To: "+14155552671", Body: "Your verification code is: 123456\n\n@example.com #123456"})
+	c.Send(context.Background(), "+14155552671", "Your verification code is: 123456\n\n@example.com #123456")
 	want := "DEV SMS to +14155552671: Your verification code is: 123456 | @example.com #123456\n"
 	if out.String() != want {
 		t.Fatalf("printed %q, want %q", out.String(), want)

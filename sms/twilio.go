@@ -13,6 +13,7 @@ import (
 	"github.com/twilio/twilio-go/client"
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 
+	"verifier/channel"
 	"verifier/verify"
 )
 
@@ -34,7 +35,7 @@ type Twilio struct {
 	cfg TwilioConfig
 }
 
-var _ verify.Sender = (*Twilio)(nil)
+var _ channel.Sender = (*Twilio)(nil)
 
 // NewTwilio checks the configuration and builds the client.
 func NewTwilio(cfg TwilioConfig) (*Twilio, error) {
@@ -111,9 +112,9 @@ var rejectedCodes = map[int]bool{
 
 // Send posts the message. The SDK takes no context; the HTTP client's
 // timeout bounds the call.
-func (t *Twilio) Send(_ context.Context, m verify.Message) error {
+func (t *Twilio) Send(_ context.Context, to, body string) error {
 	params := &api.CreateMessageParams{}
-	params.SetTo(m.To).SetBody(m.Body)
+	params.SetTo(to).SetBody(body)
 	if t.cfg.MessagingServiceSID != "" {
 		params.SetMessagingServiceSid(t.cfg.MessagingServiceSID)
 	} else {

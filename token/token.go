@@ -1,4 +1,6 @@
-package verify
+// Package token signs proofs of verification for host back ends and redeems
+// each once. Its format (HMAC-SHA256 over JSON claims) is its own business.
+package token
 
 import (
 	"context"
@@ -48,8 +50,6 @@ type Tokens struct {
 	test  func(phone string) bool
 }
 
-var _ TokenIssuer = (*Tokens)(nil)
-
 // NewTokens signs with key (at least 32 bytes). isTest, which may be nil,
 // marks the configured test numbers.
 func NewTokens(key []byte, spent SpentTokens, now func() time.Time, isTest func(string) bool) (*Tokens, error) {
@@ -73,7 +73,7 @@ func (t *Tokens) sign(payload string) string {
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// Issue implements TokenIssuer.
+// Issue mints a token proving that phone was verified at verifiedAt.
 func (t *Tokens) Issue(phone string, verifiedAt time.Time) (string, error) {
 	nonce := make([]byte, 16)
 	if _, err := rand.Read(nonce); err != nil {

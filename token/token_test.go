@@ -1,4 +1,4 @@
-package verify
+package token
 
 import (
 	"bytes"
@@ -109,27 +109,11 @@ func TestShortKeysAreRefused(t *testing.T) {
 	}
 }
 
-func TestTestNumbersGetNoTextAndOnlyTheirCode(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.TestNumbers = map[string]string{"+15555550100": "123456"} })
-	p, ev := h.svc.Register(context.Background(), alice, "+1 555 555 0100", false)
-	wantEvent(t, ev, EventCodeGenerated, "")
-	if p != "+15555550100" || h.sender.count() != 0 {
-		t.Fatalf("phone %q, %d texts", p, h.sender.count())
-	}
-	wantEvent(t, h.svc.Verify(context.Background(), alice, p, "654321"), EventUpdate, ReasonWrongCode)
-	wantEvent(t, h.svc.Verify(context.Background(), alice, p, "123456"), EventVerified, "")
-}
+// clock is a settable time source.
+type clock struct{ now time.Time }
 
-func TestSMSFollowsTheLanguageAndTheAskingHost(t *testing.T) {
-	h := newHarness(t, func(c *Config) {
-		c.WebOTPHost = "verify.example.com"
-		c.SMSTemplates = map[string]string{"en": DefaultSMSTemplate, "es": "Tu código de verificación es: {code}"}
-	})
-	who := alice
-	who.Lang, who.Host = "es", "shop.example"
-	h.svc.Register(context.Background(), who, phone, false)
-	body := h.sender.sent[0].Body
-	if !strings.HasPrefix(body, "Tu código de verificación es: ") || !strings.HasSuffix(body, "\n\n@shop.example #"+body[len(body)-6:]) {
-		t.Fatalf("body %q", body)
-	}
-}
+func (c *clock) Now() time.Time { return c.now }
+
+func (c *clock) Advance(d time.Duration) { c.now = c.now.Add(d) }
+
+const phone = "+14155552671"

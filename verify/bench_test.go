@@ -1,42 +1,68 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
+
+	"verifier/token"
 )
 
 // BenchmarkRegisterVerify is the rules' share of a flow: normalise, limits,
-// a new secret, the code, the check, the token; store and sender in memory.
+// a new secret, the code, the check, the token; store and channel in memory.
 func BenchmarkRegisterVerify(b *testing.B) {
-	store, sender, pub := newMemStore(), &codeSender{}, &fakePub{}
-	tokens, _ := NewTokens(key1, &memSpent{ids: map[string]time.Time{}}, nil, nil)
+	store, sms, pub := newMemStore(), &codeChannel{}, &fakePub{}
+	tokens, err := token.NewTokens(bytes.Repeat([]byte{1}, 32), &memSpent{ids: map[string]time.Time{}}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
 	cfg := DefaultConfig()
 	cfg.Limits = Limits{}
-	svc, _ := NewService(cfg, Deps{Store: store, Sender: sender, Pub: pub, Tokens: tokens})
+	svc, err := NewService(cfg, Deps{Store: store, Channels: Channels{DefaultChannel: sms}, Pub: pub, Tokens: tokens})
+	if err != nil {
+		b.Fatal(err)
+	}
 	ctx := context.Background()
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		phone := fmt.Sprintf("+1415%07d", 2000000+i%8000000)
 		i++
-		if _, ev := svc.Register(ctx, alice, phone, true); ev.Name != EventCodeGenerated {
-			b.Fatal(ev)
+		if o, err := svc.Register(ctx, alice, Registration{Phone: phone, Reverify: true}); err != nil || o.Kind != CodeSent {
+			b.Fatal(o, err)
 		}
-		if ev := svc.Verify(ctx, alice, phone, sender.code); ev.Name != EventVerified {
-			b.Fatal(ev)
+		if o, err := svc.Verify(ctx, alice, phone, sms.code); err != nil || o.Kind != Verified {
+			b.Fatal(o, err)
 		}
 		pub.got = pub.got[:0]
 	}
 }
 
-// codeSender keeps only the last code, so the benchmark measures the rules.
-type codeSender struct{ code string }
+// codeChannel keeps only the last code, so the benchmark measures the rules.
+type codeChannel struct{ code string }
 
-func (c *codeSender) Send(_ context.Context, m Message) error {
-	c.code = codeRe.FindStringSubmatch(m.Body)[1]
+func (c *codeChannel) Deliver(_ context.Context, d Delivery) error {
+	c.code = d.Code
 	return nil
+}
+
+// memSpent is an in-memory token.SpentTokens.
+type memSpent struct {
+	mu  sync.Mutex
+	ids map[string]time.Time
+}
+
+func (m *memSpent) Spend(_ context.Context, id string, expires time.Time) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.ids[id]; ok {
+		return false, nil
+	}
+	m.ids[id] = expires
+	return true, nil
 }
 
 func BenchmarkNormalizePhone(b *testing.B) {

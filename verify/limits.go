@@ -5,19 +5,47 @@ import (
 	"time"
 )
 
-// Rate allows N sends per window Per. N <= 0 means unlimited.
+// Rate allows N events per window Per. N <= 0 means unlimited.
 type Rate struct {
 	N   int
 	Per time.Duration
 }
+
+// Subject is what a limit may count by.
+type Subject struct {
+	Phone  string // E.164
+	Conn   string // the connection's id
+	Client string // the client's address, as one function decides it for every limit
+}
+
+// Limit is one named cap: Rate events per key, the key taken from the
+// Subject.
+type Limit struct {
+	Name string
+	Rate Rate
+	Key  func(Subject) string
+}
+
+// Keys that limits count by.
+func ByPhone(s Subject) string  { return s.Phone }
+func ByConn(s Subject) string   { return s.Conn }
+func ByClient(s Subject) string { return s.Client }
+func Everyone(Subject) string   { return "" }
+
+// ByPrefix keys a number range: numbers that differ only in their last
+// PrefixOmits digits share one key, so a sweep through a block is stopped.
+func ByPrefix(s Subject) string { return s.Phone[:max(0, len(s.Phone)-PrefixOmits)] }
+
+// PrefixOmits is how many final digits a number range leaves out.
+const PrefixOmits = 3
 
 // Limits caps how many codes may be sent, per key and for the whole
 // deployment (the cost cap).
 type Limits struct {
 	PerNumber     Rate
 	PerConnection Rate
-	PerClient     Rate // per client IP address
-	PerPrefix     Rate // per number range: all but the last PrefixOmits digits
+	PerClient     Rate // per client address
+	PerPrefix     Rate // per block of 1,000 numbers
 	PerMinute     int  // whole deployment
 	PerHour       int  // whole deployment
 }
@@ -35,158 +63,119 @@ func DefaultLimits() Limits {
 	}
 }
 
-// PrefixOmits is how many final digits a number range leaves out: numbers
-// that differ only in them share one PerPrefix limit, so a sweep through a
-// block of 1,000 numbers is stopped.
-const PrefixOmits = 3
-
-// Limit names, as reported to an Observer.
-var limitNames = []string{"number", "connection", "client", "prefix", "minute", "hour"}
+// Table lists the limits every sent code counts against, with the names an
+// Observer hears.
+func (l Limits) Table() []Limit {
+	return []Limit{
+		{"number", l.PerNumber, ByPhone},
+		{"connection", l.PerConnection, ByConn},
+		{"client", l.PerClient, ByClient},
+		{"prefix", l.PerPrefix, ByPrefix},
+		{"minute", Rate{N: l.PerMinute, Per: time.Minute}, Everyone},
+		{"hour", Rate{N: l.PerHour, Per: time.Hour}, Everyone},
+	}
+}
 
 type window struct {
 	start time.Time
 	count int
 }
 
-// counter is a fixed-window counter per key.
-type counter struct {
-	rate    Rate
-	windows map[string]*window
+// Limiter counts events against a table of limits in fixed windows, per
+// key. A Take counts against every limit or none. It is safe for
+// concurrent use; its memory is bounded by forgetting finished windows.
+type Limiter struct {
+	mu      sync.Mutex
+	limits  []Limit
+	windows []map[string]*window // one map per limit
+	ops     int
 }
 
-func (c *counter) retryAfter(key string, now time.Time) time.Duration {
-	if c.rate.N <= 0 {
-		return 0
+// NewLimiter returns a limiter over limits.
+func NewLimiter(limits ...Limit) *Limiter {
+	l := &Limiter{limits: limits, windows: make([]map[string]*window, len(limits))}
+	for i := range limits {
+		l.windows[i] = map[string]*window{}
 	}
-	w := c.windows[key]
-	if w == nil || now.Sub(w.start) >= c.rate.Per || w.count < c.rate.N {
-		return 0
-	}
-	return w.start.Add(c.rate.Per).Sub(now)
+	return l
 }
 
-func (c *counter) take(key string, now time.Time) {
-	if c.rate.N <= 0 {
-		return
+// wait is how long key must wait under limit i; 0 when it may go now.
+func (l *Limiter) wait(i int, key string, now time.Time) time.Duration {
+	r := l.limits[i].Rate
+	w := l.windows[i][key]
+	if r.N <= 0 || w == nil || now.Sub(w.start) >= r.Per || w.count < r.N {
+		return 0
 	}
-	w := c.windows[key]
+	return w.start.Add(r.Per).Sub(now)
+}
+
+// Wait reports how long s must wait and the limit that waits longest,
+// counting nothing.
+func (l *Limiter) Wait(s Subject, now time.Time) (time.Duration, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.longestWait(s, now)
+}
+
+func (l *Limiter) longestWait(s Subject, now time.Time) (wait time.Duration, limit string) {
+	for i, lim := range l.limits {
+		if w := l.wait(i, lim.Key(s), now); w > wait {
+			wait, limit = w, lim.Name
+		}
+	}
+	return wait, limit
+}
+
+// Take counts one event for s, or, if any limit is full, counts nothing
+// and returns how long to wait and the name of the limit that waits
+// longest.
+func (l *Limiter) Take(s Subject, now time.Time) (wait time.Duration, limit string, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if wait, limit = l.longestWait(s, now); wait > 0 {
+		return wait, limit, false
+	}
+	for i, lim := range l.limits {
+		if lim.Rate.N > 0 {
+			l.count(i, lim.Key(s), now)
+		}
+	}
+	if l.ops++; l.ops%4096 == 0 {
+		l.forgetOld(now)
+	}
+	return 0, "", true
+}
+
+func (l *Limiter) count(i int, key string, now time.Time) {
+	w := l.windows[i][key]
 	if w == nil {
 		w = &window{}
-		c.windows[key] = w
+		l.windows[i][key] = w
 	}
-	if now.Sub(w.start) >= c.rate.Per {
+	if now.Sub(w.start) >= l.limits[i].Rate.Per {
 		w.start, w.count = now, 0
 	}
 	w.count++
 }
 
-func (c *counter) give(key string) {
-	if w := c.windows[key]; w != nil && w.count > 0 {
-		w.count--
-	}
-}
-
-func (c *counter) forgetOld(now time.Time) {
-	for k, w := range c.windows {
-		if now.Sub(w.start) >= c.rate.Per {
-			delete(c.windows, k)
-		}
-	}
-}
-
-// limiter checks and takes all limits under one lock, so that a send is
-// either counted everywhere or nowhere.
-type limiter struct {
-	mu       sync.Mutex
-	counters []*counter // in the order of limitNames
-	ops      int
-}
-
-func newLimiter(l Limits) *limiter {
-	rates := []Rate{l.PerNumber, l.PerConnection, l.PerClient, l.PerPrefix,
-		{N: l.PerMinute, Per: time.Minute}, {N: l.PerHour, Per: time.Hour}}
-	lim := &limiter{}
-	for _, r := range rates {
-		lim.counters = append(lim.counters, &counter{rate: r, windows: map[string]*window{}})
-	}
-	return lim
-}
-
-func limiterKeys(phone string, who Requester) []string {
-	return []string{phone, who.ConnID, who.ClientAddr, phone[:max(1, len(phone)-PrefixOmits)], "", ""}
-}
-
-// take counts one send, or returns how long to wait and the name of the
-// limit that waits longest if any limit is full.
-func (l *limiter) take(phone string, who Requester, now time.Time) (retryAfter time.Duration, limit string, ok bool) {
-	keys := limiterKeys(phone, who)
+// Give undoes a Take whose event did not happen after all.
+func (l *Limiter) Give(s Subject) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for i, c := range l.counters {
-		if wait := c.retryAfter(keys[i], now); wait > retryAfter {
-			retryAfter, limit = wait, limitNames[i]
+	for i, lim := range l.limits {
+		if w := l.windows[i][lim.Key(s)]; w != nil && w.count > 0 {
+			w.count--
 		}
 	}
-	if retryAfter > 0 {
-		return retryAfter, limit, false
-	}
-	for i, c := range l.counters {
-		c.take(keys[i], now)
-	}
-	if l.ops++; l.ops%4096 == 0 {
-		for _, c := range l.counters {
-			c.forgetOld(now)
+}
+
+func (l *Limiter) forgetOld(now time.Time) {
+	for i, windows := range l.windows {
+		for k, w := range windows {
+			if now.Sub(w.start) >= l.limits[i].Rate.Per {
+				delete(windows, k)
+			}
 		}
 	}
-	return 0, "", true
-}
-
-// give undoes a take whose send never reached the provider.
-func (l *limiter) give(phone string, who Requester) {
-	keys := limiterKeys(phone, who)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for i, c := range l.counters {
-		c.give(keys[i])
-	}
-}
-
-// WindowLimiter allows Rate.N events per key in each window, for limits
-// outside the send path (wrong API secrets, say).
-type WindowLimiter struct {
-	mu  sync.Mutex
-	c   counter
-	now func() time.Time
-	ops int
-}
-
-// NewWindowLimiter returns a limiter; now may be nil.
-func NewWindowLimiter(r Rate, now func() time.Time) *WindowLimiter {
-	if now == nil {
-		now = time.Now
-	}
-	return &WindowLimiter{c: counter{rate: r, windows: map[string]*window{}}, now: now}
-}
-
-// Take counts one event for key, or says how long to wait.
-func (w *WindowLimiter) Take(key string) (time.Duration, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	now := w.now()
-	if wait := w.c.retryAfter(key, now); wait > 0 {
-		return wait, false
-	}
-	w.c.take(key, now)
-	if w.ops++; w.ops%1024 == 0 {
-		w.c.forgetOld(now)
-	}
-	return 0, true
-}
-
-// Wait reports how long key must wait before Take can succeed, without
-// counting anything.
-func (w *WindowLimiter) Wait(key string) time.Duration {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.c.retryAfter(key, w.now())
 }

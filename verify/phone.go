@@ -88,3 +88,22 @@ func (c *numberCache) parse(input, defaultRegion string) (parsedPhone, error) {
 	c.mu.Unlock()
 	return n, nil
 }
+
+// IsE164 reports whether s is written as E.164: a + and 7 to 15 digits.
+func IsE164(s string) bool {
+	return len(s) >= 8 && len(s) <= maxE164Len && s[0] == '+' && strings.Trim(s[1:], "0123456789") == ""
+}
+
+// compactPhone drops the separators people write in numbers; any other
+// character is kept as an x, so the result is no valid number.
+func compactPhone(raw string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '+' || r >= '0' && r <= '9' {
+			return r
+		}
+		if strings.ContainsRune(" -().", r) {
+			return -1
+		}
+		return 'x'
+	}, raw)
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -69,42 +68,47 @@ func (m *memStore) Expired(_ context.Context, now time.Time, max int) ([]string,
 	return out, nil
 }
 
-// fakeSender records messages; send, when set, decides the outcome.
-type fakeSender struct {
-	mu   sync.Mutex
-	sent []Message
-	send func(Message) error
+// fakeChannel records deliveries; deliver, when set, decides the outcome.
+type fakeChannel struct {
+	mu      sync.Mutex
+	sent    []Delivery
+	deliver func(Delivery) error
 }
 
-func (f *fakeSender) Send(_ context.Context, m Message) error {
-	if f.send != nil {
-		if err := f.send(m); err != nil {
+func (f *fakeChannel) Deliver(_ context.Context, d Delivery) error {
+	if f.deliver != nil {
+		if err := f.deliver(d); err != nil {
 			return err
 		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.sent = append(f.sent, m)
+	f.sent = append(f.sent, d)
 	return nil
 }
 
-var codeRe = regexp.MustCompile(`code is: (\d+)`)
-
-func (f *fakeSender) lastCode(t *testing.T) string {
+// last returns the last delivery.
+func (f *fakeChannel) last(t *testing.T) Delivery {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.sent) == 0 {
-		t.Fatal("no message sent")
+		t.Fatal("nothing delivered")
 	}
-	m := codeRe.FindStringSubmatch(f.sent[len(f.sent)-1].Body)
-	if m == nil {
-		t.Fatalf("no code in %q", f.sent[len(f.sent)-1].Body)
-	}
-	return m[1]
+	return f.sent[len(f.sent)-1]
 }
 
-func (f *fakeSender) count() int {
+// lastCode returns the code of the last delivery.
+func (f *fakeChannel) lastCode(t *testing.T) string {
+	t.Helper()
+	d := f.last(t)
+	if d.Code == "" || strings.Trim(d.Code, "0123456789") != "" {
+		t.Fatalf("no code in %+v", d)
+	}
+	return d.Code
+}
+
+func (f *fakeChannel) count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.sent)
@@ -112,7 +116,7 @@ func (f *fakeSender) count() int {
 
 type publication struct {
 	phone   string
-	ev      Event
+	o       Outcome
 	exclude string
 }
 
@@ -121,10 +125,10 @@ type fakePub struct {
 	got []publication
 }
 
-func (p *fakePub) Publish(phone string, ev Event, exclude string) {
+func (p *fakePub) Publish(phone string, o Outcome, exclude string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.got = append(p.got, publication{phone, ev, exclude})
+	p.got = append(p.got, publication{phone, o, exclude})
 }
 
 // clock is a settable time source.
@@ -141,11 +145,11 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 type harness struct {
-	svc    *Service
-	store  *memStore
-	sender *fakeSender
-	pub    *fakePub
-	clock  *clock
+	svc   *Service
+	store *memStore
+	sms   *fakeChannel
+	pub   *fakePub
+	clock *clock
 }
 
 const phone = "+14155552671"
@@ -160,9 +164,9 @@ func newHarness(t *testing.T, tweak ...func(*Config)) *harness {
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	h := &harness{store: newMemStore(), sender: &fakeSender{}, pub: &fakePub{},
+	h := &harness{store: newMemStore(), sms: &fakeChannel{}, pub: &fakePub{},
 		clock: &clock{now: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}}
-	svc, err := NewService(cfg, Deps{Store: h.store, Sender: h.sender, Pub: h.pub, Now: h.clock.Now})
+	svc, err := NewService(cfg, h.deps())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,24 +174,56 @@ func newHarness(t *testing.T, tweak ...func(*Config)) *harness {
 	return h
 }
 
-func wantEvent(t *testing.T, ev Event, name, reason string) {
+// deps are the harness's collaborators, for a second Service on them.
+func (h *harness) deps() Deps {
+	return Deps{Store: h.store, Channels: Channels{DefaultChannel: h.sms}, Pub: h.pub, Now: h.clock.Now}
+}
+
+func wantKind(t *testing.T, o Outcome, kind Kind) {
 	t.Helper()
-	if ev.Name != name {
-		t.Fatalf("event = %s %v, want %s", ev.Name, ev.Data, name)
-	}
-	if reason != "" && ev.Data["reason"] != reason {
-		t.Fatalf("reason = %v (%v), want %s", ev.Data["reason"], ev.Data, reason)
+	if o.Kind != kind {
+		t.Fatalf("outcome = %s %+v, want %s", o.Kind, o, kind)
 	}
 }
 
-func (h *harness) register(t *testing.T, who Requester) Event {
+// mustRegister registers and fails the test on an internal error.
+func mustRegister(t *testing.T, svc *Service, who Requester, reg Registration) Outcome {
 	t.Helper()
-	_, ev := h.svc.Register(context.Background(), who, phone, false)
-	return ev
+	o, err := svc.Register(context.Background(), who, reg)
+	if err != nil {
+		t.Fatalf("register %+v: %v (outcome %+v)", reg, err, o)
+	}
+	return o
 }
 
-func (h *harness) verify(who Requester, code string) Event {
-	return h.svc.Verify(context.Background(), who, phone, code)
+// mustVerify checks a code and fails the test on an internal error.
+func mustVerify(t *testing.T, svc *Service, who Requester, rawPhone, code string) Outcome {
+	t.Helper()
+	o, err := svc.Verify(context.Background(), who, rawPhone, code)
+	if err != nil {
+		t.Fatalf("verify %s %q: %v (outcome %+v)", rawPhone, code, err, o)
+	}
+	return o
+}
+
+// mustResume resumes and fails the test on an internal error.
+func mustResume(t *testing.T, svc *Service, who Requester, rawPhone string) Outcome {
+	t.Helper()
+	o, err := svc.Resume(context.Background(), who, rawPhone)
+	if err != nil {
+		t.Fatalf("resume %s: %v (outcome %+v)", rawPhone, err, o)
+	}
+	return o
+}
+
+func (h *harness) register(t *testing.T, who Requester) Outcome {
+	t.Helper()
+	return mustRegister(t, h.svc, who, Registration{Phone: phone})
+}
+
+func (h *harness) verify(t *testing.T, who Requester, code string) Outcome {
+	t.Helper()
+	return mustVerify(t, h.svc, who, phone, code)
 }
 
 func wrongCode(right string) string {
@@ -216,27 +252,33 @@ func TestNormalizePhoneAcceptsCommonFormsAndRejectsJunk(t *testing.T) {
 
 func TestFullFlowVerifiesAndTellsOtherConnectionsWithoutToken(t *testing.T) {
 	h := newHarness(t)
-	p, ev := h.svc.Register(context.Background(), alice, "(415) 555-2671", false)
-	if p != phone {
-		t.Fatalf("normalised to %q", p)
+	o := mustRegister(t, h.svc, alice, Registration{Phone: "(415) 555-2671"})
+	if o.Phone != phone {
+		t.Fatalf("normalised to %q", o.Phone)
 	}
-	wantEvent(t, ev, EventCodeGenerated, "")
-	if ev.Data["expires_in"] != 600 || ev.Data["resend_in"] != 30 || ev.Data["code_length"] != 6 {
-		t.Fatalf("code_generated data = %v", ev.Data)
+	wantKind(t, o, CodeSent)
+	if o.ExpiresIn != 600*time.Second || o.ResendIn != 30*time.Second || o.CodeLength != 6 || o.Channel != DefaultChannel {
+		t.Fatalf("code_sent outcome = %+v", o)
 	}
-	code := h.sender.lastCode(t)
+	if d := h.sms.last(t); d.To != phone {
+		t.Fatalf("delivered to %q, want %s", d.To, phone)
+	}
+	code := h.sms.lastCode(t)
 	if len(code) != 6 {
 		t.Fatalf("code %q", code)
 	}
-	ev = h.verify(alice, code)
-	wantEvent(t, ev, EventVerified, "")
-	if tok, _ := ev.Data["token"].(string); tok == "" {
+	o = h.verify(t, alice, code)
+	wantKind(t, o, Verified)
+	if o.Token == "" {
 		t.Fatal("requester got no token")
 	}
-	if len(h.pub.got) != 1 || h.pub.got[0].ev.Name != EventVerified || h.pub.got[0].exclude != alice.ConnID {
+	if o.Phone != phone || o.VerifiedAt.IsZero() {
+		t.Fatalf("verified outcome = %+v", o)
+	}
+	if len(h.pub.got) != 1 || h.pub.got[0].o.Kind != Verified || h.pub.got[0].phone != phone || h.pub.got[0].exclude != alice.ConnID {
 		t.Fatalf("publications = %+v", h.pub.got)
 	}
-	if _, has := h.pub.got[0].ev.Data["token"]; has {
+	if h.pub.got[0].o.Token != "" {
 		t.Fatal("token was broadcast")
 	}
 	rec, _ := h.store.Get(context.Background(), phone)
@@ -244,15 +286,15 @@ func TestFullFlowVerifiesAndTellsOtherConnectionsWithoutToken(t *testing.T) {
 		t.Fatalf("stored %+v", rec)
 	}
 	// Invalid after success.
-	wantEvent(t, h.verify(alice, code), EventUpdate, ReasonNotRequested)
+	wantKind(t, h.verify(t, alice, code), NotRequested)
 }
 
 func TestCodesAreFreshPerVerificationAndHonourLength(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.CodeLength = 8; c.ResendAfter = 0 })
 	seen := map[string]bool{}
 	for range 20 {
-		wantEvent(t, h.register(t, alice), EventCodeGenerated, "")
-		code := h.sender.lastCode(t)
+		wantKind(t, h.register(t, alice), CodeSent)
+		code := h.sms.lastCode(t)
 		if len(code) != 8 {
 			t.Fatalf("code %q, want 8 digits", code)
 		}
@@ -266,14 +308,14 @@ func TestCodesAreFreshPerVerificationAndHonourLength(t *testing.T) {
 func TestInvalidPhoneStoresAndSendsNothing(t *testing.T) {
 	h := newHarness(t)
 	for _, in := range []string{"12345", "not a number", "+1 555"} {
-		p, ev := h.svc.Register(context.Background(), alice, in, false)
-		wantEvent(t, ev, EventUpdate, ReasonInvalidPhone)
-		if p != "" {
-			t.Fatalf("phone %q returned for invalid input", p)
+		o := mustRegister(t, h.svc, alice, Registration{Phone: in})
+		wantKind(t, o, InvalidPhone)
+		if o.Phone != "" {
+			t.Fatalf("phone %q returned for invalid input", o.Phone)
 		}
-		wantEvent(t, h.svc.Verify(context.Background(), alice, in, "123456"), EventUpdate, ReasonInvalidPhone)
+		wantKind(t, mustVerify(t, h.svc, alice, in, "123456"), InvalidPhone)
 	}
-	if h.sender.count() != 0 || len(h.store.recs) != 0 {
+	if h.sms.count() != 0 || len(h.store.recs) != 0 {
 		t.Fatal("something was sent or stored")
 	}
 }
@@ -281,66 +323,66 @@ func TestInvalidPhoneStoresAndSendsNothing(t *testing.T) {
 func TestAlreadyVerifiedUnlessReverify(t *testing.T) {
 	h := newHarness(t)
 	h.register(t, alice)
-	h.verify(alice, h.sender.lastCode(t))
-	ev := h.register(t, alice)
-	wantEvent(t, ev, EventUpdate, ReasonAlreadyVerified)
-	if ev.Data["message"] != "You have already verified +14155552671!" {
-		t.Fatalf("message %q", ev.Data["message"])
+	h.verify(t, alice, h.sms.lastCode(t))
+	o := h.register(t, alice)
+	wantKind(t, o, AlreadyVerified)
+	// The wording ("You have already verified +1...!") is tested in package server.
+	if o.Phone != phone || o.VerifiedAt.IsZero() {
+		t.Fatalf("already_verified outcome = %+v", o)
 	}
-	_, ev = h.svc.Register(context.Background(), alice, phone, true)
-	wantEvent(t, ev, EventCodeGenerated, "")
-	if h.sender.count() != 2 {
-		t.Fatalf("sent %d", h.sender.count())
+	wantKind(t, mustRegister(t, h.svc, alice, Registration{Phone: phone, Reverify: true}), CodeSent)
+	if h.sms.count() != 2 {
+		t.Fatalf("sent %d", h.sms.count())
 	}
 }
 
 func TestResendTooSoonThenReplacesOldCode(t *testing.T) {
 	h := newHarness(t)
 	h.register(t, alice)
-	first := h.sender.lastCode(t)
+	first := h.sms.lastCode(t)
 	h.clock.Advance(10 * time.Second)
-	ev := h.register(t, alice)
-	wantEvent(t, ev, EventUpdate, ReasonAlreadyRequested)
-	if ev.Data["resend_in"] != 20 || ev.Data["expires_in"] != 590 {
-		t.Fatalf("already_requested data %v", ev.Data)
+	o := h.register(t, alice)
+	wantKind(t, o, AlreadyRequested)
+	if o.ResendIn != 20*time.Second || o.ExpiresIn != 590*time.Second {
+		t.Fatalf("already_requested outcome %+v", o)
 	}
-	if h.sender.count() != 1 {
+	if h.sms.count() != 1 {
 		t.Fatal("a second text was sent too soon")
 	}
 	h.clock.Advance(20 * time.Second)
-	wantEvent(t, h.register(t, alice), EventCodeGenerated, "")
-	second := h.sender.lastCode(t)
+	wantKind(t, h.register(t, alice), CodeSent)
+	second := h.sms.lastCode(t)
 	if first == second {
 		t.Skip("the two random codes collided; nothing to tell apart")
 	}
-	wantEvent(t, h.verify(alice, first), EventUpdate, ReasonWrongCode)
-	wantEvent(t, h.verify(alice, second), EventVerified, "")
+	wantKind(t, h.verify(t, alice, first), WrongCode)
+	wantKind(t, h.verify(t, alice, second), Verified)
 }
 
 func TestWrongCodesCountDownThenVoidTheCode(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.MaxAttempts = 3 })
 	h.register(t, alice)
-	code := h.sender.lastCode(t)
+	code := h.sms.lastCode(t)
 	for left := 2; left >= 1; left-- {
-		ev := h.verify(alice, wrongCode(code))
-		wantEvent(t, ev, EventUpdate, ReasonWrongCode)
-		if ev.Data["attempts_left"] != left {
-			t.Fatalf("attempts_left = %v, want %d", ev.Data["attempts_left"], left)
+		o := h.verify(t, alice, wrongCode(code))
+		wantKind(t, o, WrongCode)
+		if o.AttemptsLeft != left {
+			t.Fatalf("attempts left = %d, want %d", o.AttemptsLeft, left)
 		}
 	}
-	wantEvent(t, h.verify(alice, "abc"), EventReset, ReasonTooManyAttempts)
-	if len(h.pub.got) != 1 || h.pub.got[0].ev.Data["reason"] != ReasonTooManyAttempts {
+	wantKind(t, h.verify(t, alice, "abc"), TooManyAttempts)
+	if len(h.pub.got) != 1 || h.pub.got[0].o.Kind != TooManyAttempts {
 		t.Fatalf("reset not published: %+v", h.pub.got)
 	}
-	wantEvent(t, h.verify(alice, code), EventUpdate, ReasonNotRequested)
+	wantKind(t, h.verify(t, alice, code), NotRequested)
 }
 
 func TestExpiredCodeIsRefusedAndSweptWithAPush(t *testing.T) {
 	h := newHarness(t)
 	h.register(t, alice)
-	code := h.sender.lastCode(t)
+	code := h.sms.lastCode(t)
 	h.clock.Advance(10 * time.Minute)
-	wantEvent(t, h.verify(alice, code), EventReset, ReasonExpired)
+	wantKind(t, h.verify(t, alice, code), Expired)
 
 	h.register(t, alice)
 	h.clock.Advance(10*time.Minute + time.Second)
@@ -349,58 +391,67 @@ func TestExpiredCodeIsRefusedAndSweptWithAPush(t *testing.T) {
 		t.Fatalf("swept %d, %v", n, err)
 	}
 	last := h.pub.got[len(h.pub.got)-1]
-	if last.ev.Name != EventReset || last.ev.Data["reason"] != ReasonExpired || last.exclude != "" {
+	if last.o.Kind != Expired || last.exclude != "" {
 		t.Fatalf("sweep published %+v", last)
 	}
-	wantEvent(t, h.verify(alice, code), EventUpdate, ReasonNotRequested)
+	wantKind(t, h.verify(t, alice, code), NotRequested)
 }
 
 func TestNotRequested(t *testing.T) {
 	h := newHarness(t)
-	wantEvent(t, h.verify(alice, "123456"), EventUpdate, ReasonNotRequested)
+	wantKind(t, h.verify(t, alice, "123456"), NotRequested)
 }
 
 func TestProviderRejectingTheNumberLeavesNothingPending(t *testing.T) {
 	h := newHarness(t)
-	h.sender.send = func(Message) error { return errors.Join(errors.New("21211"), ErrRejectedNumber) }
-	wantEvent(t, h.register(t, alice), EventUpdate, ReasonInvalidPhone)
+	h.sms.deliver = func(Delivery) error { return errors.Join(errors.New("21211"), ErrRejectedNumber) }
+	wantKind(t, h.register(t, alice), NumberRejected) // on the wire: update invalid_phone
 	if len(h.store.recs) != 0 {
 		t.Fatalf("left %v", h.store.recs)
 	}
-	h.sender.send = nil
-	wantEvent(t, h.register(t, alice), EventCodeGenerated, "")
+	h.sms.deliver = nil
+	wantKind(t, h.register(t, alice), CodeSent)
 }
 
 func TestProviderFailureLeavesNothingHalfDone(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Limits.PerNumber = Rate{N: 1, Per: time.Hour} })
-	h.sender.send = func(Message) error { return errors.New("503") }
-	wantEvent(t, h.register(t, alice), EventUpdate, ReasonSendFailed)
+	h.sms.deliver = func(Delivery) error { return errors.New("503") }
+	wantKind(t, h.register(t, alice), SendFailed)
 	if len(h.store.recs) != 0 {
 		t.Fatalf("left %v", h.store.recs)
 	}
 	// The failed send did not use up the number's only slot.
-	h.sender.send = nil
-	wantEvent(t, h.register(t, alice), EventCodeGenerated, "")
-	code := h.sender.lastCode(t)
+	h.sms.deliver = nil
+	wantKind(t, h.register(t, alice), CodeSent)
+	code := h.sms.lastCode(t)
 
 	// A failed resend puts the code that did arrive back.
 	h.clock.Advance(time.Minute)
-	h.sender.send = func(Message) error { return errors.New("timeout") }
-	_, ev := h.svc.Register(context.Background(), bob, phone, false)
-	wantEvent(t, ev, EventUpdate, ReasonRateLimited)
-	h.svc.limits = newLimiter(Limits{})
-	_, ev = h.svc.Register(context.Background(), bob, phone, false)
-	wantEvent(t, ev, EventUpdate, ReasonSendFailed)
-	wantEvent(t, h.verify(alice, code), EventVerified, "")
+	h.sms.deliver = func(Delivery) error { return errors.New("timeout") }
+	wantKind(t, h.register(t, bob), RateLimited)
+	h.svc.limits = NewLimiter(Limits{}.Table()...)
+	wantKind(t, h.register(t, bob), SendFailed)
+	wantKind(t, h.verify(t, alice, code), Verified)
 }
 
 func TestStoreFailureSendsNoText(t *testing.T) {
 	h := newHarness(t)
-	h.store.failAll = errors.New("disk full")
-	wantEvent(t, h.register(t, alice), EventUpdate, ReasonSendFailed)
-	wantEvent(t, h.verify(alice, "123456"), EventUpdate, ReasonSendFailed)
-	if h.sender.count() != 0 {
+	diskFull := errors.New("disk full")
+	h.store.failAll = diskFull
+	if o, err := h.svc.Register(context.Background(), alice, Registration{Phone: phone}); !errors.Is(err, diskFull) {
+		t.Fatalf("register on a failing store: %+v, %v; want an error wrapping %v", o, err, diskFull)
+	}
+	if o, err := h.svc.Verify(context.Background(), alice, phone, "123456"); !errors.Is(err, diskFull) {
+		t.Fatalf("verify on a failing store: %+v, %v; want an error wrapping %v", o, err, diskFull)
+	}
+	if o, err := h.svc.Resume(context.Background(), alice, phone); !errors.Is(err, diskFull) {
+		t.Fatalf("resume on a failing store: %+v, %v; want an error wrapping %v", o, err, diskFull)
+	}
+	if h.sms.count() != 0 {
 		t.Fatal("a text was sent for a code that was never stored")
+	}
+	if len(h.pub.got) != 0 {
+		t.Fatalf("published %+v on a failing store", h.pub.got)
 	}
 }
 
@@ -442,20 +493,18 @@ func TestRateLimits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, func(c *Config) { c.Limits = tc.limits; c.ResendAfter = 0 })
 			for i := range 2 {
-				_, ev := h.svc.Register(context.Background(), tc.who(i), tc.phone(i), false)
-				wantEvent(t, ev, EventCodeGenerated, "")
+				wantKind(t, mustRegister(t, h.svc, tc.who(i), Registration{Phone: tc.phone(i)}), CodeSent)
 			}
-			_, ev := h.svc.Register(context.Background(), tc.who(2), tc.phone(2), false)
-			wantEvent(t, ev, EventUpdate, ReasonRateLimited)
-			if ra, _ := ev.Data["retry_after"].(int); ra <= 0 {
-				t.Fatalf("retry_after = %v", ev.Data["retry_after"])
+			o := mustRegister(t, h.svc, tc.who(2), Registration{Phone: tc.phone(2)})
+			wantKind(t, o, RateLimited)
+			if o.RetryAfter <= 0 {
+				t.Fatalf("retry after = %v", o.RetryAfter)
 			}
-			if h.sender.count() != 2 {
-				t.Fatalf("sent %d, want 2", h.sender.count())
+			if h.sms.count() != 2 {
+				t.Fatalf("sent %d, want 2", h.sms.count())
 			}
 			h.clock.Advance(time.Hour)
-			_, ev = h.svc.Register(context.Background(), tc.who(3), tc.phone(3), false)
-			wantEvent(t, ev, EventCodeGenerated, "")
+			wantKind(t, mustRegister(t, h.svc, tc.who(3), Registration{Phone: tc.phone(3)}), CodeSent)
 		})
 	}
 }
@@ -464,39 +513,27 @@ func TestRefusalsDoNotUseUpRateLimits(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Limits.PerConnection = Rate{N: 1, Per: time.Hour} })
 	h.register(t, alice)
 	for range 5 {
-		wantEvent(t, h.register(t, alice), EventUpdate, ReasonAlreadyRequested)
+		wantKind(t, h.register(t, alice), AlreadyRequested)
 	}
-	h.verify(alice, h.sender.lastCode(t))
-	if h.sender.count() != 1 {
+	h.verify(t, alice, h.sms.lastCode(t))
+	if h.sms.count() != 1 {
 		t.Fatal("refusals sent texts")
-	}
-}
-
-func TestWebOTPLineNamesTheHost(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.WebOTPHost = "verify.example.com" })
-	h.register(t, alice)
-	code := h.sender.lastCode(t)
-	want := "Your verification code is: " + code + "\n\n@verify.example.com #" + code
-	if got := h.sender.sent[0].Body; got != want {
-		t.Fatalf("body %q, want %q", got, want)
 	}
 }
 
 func TestResumeReportsStateWithoutSending(t *testing.T) {
 	h := newHarness(t)
-	_, ev := h.svc.Resume(context.Background(), phone)
-	wantEvent(t, ev, EventReset, ReasonNotRequested)
+	wantKind(t, mustResume(t, h.svc, alice, phone), NothingPending) // on the wire: reset not_requested
 	h.register(t, alice)
 	h.clock.Advance(5 * time.Second)
-	_, ev = h.svc.Resume(context.Background(), phone)
-	wantEvent(t, ev, EventUpdate, ReasonCodePending)
-	if ev.Data["resend_in"] != 25 || ev.Data["code_length"] != 6 {
-		t.Fatalf("code_pending data %v", ev.Data)
+	o := mustResume(t, h.svc, alice, phone)
+	wantKind(t, o, CodePending)
+	if o.ResendIn != 25*time.Second || o.CodeLength != 6 {
+		t.Fatalf("code_pending outcome %+v", o)
 	}
-	h.verify(alice, h.sender.lastCode(t))
-	_, ev = h.svc.Resume(context.Background(), phone)
-	wantEvent(t, ev, EventUpdate, ReasonAlreadyVerified)
-	if h.sender.count() != 1 {
+	h.verify(t, alice, h.sms.lastCode(t))
+	wantKind(t, mustResume(t, h.svc, alice, phone), AlreadyVerified)
+	if h.sms.count() != 1 {
 		t.Fatal("resume sent a text")
 	}
 }
@@ -538,7 +575,9 @@ func (o *observed) RateLimited(l string) {
 func TestNumberRangeSweepIsStoppedButOtherRangesAreNot(t *testing.T) {
 	obs := &observed{}
 	h := newHarness(t, func(c *Config) { c.Limits.PerPrefix = Rate{N: 5, Per: time.Hour} })
-	svc, err := NewService(h.svc.cfg, Deps{Store: h.store, Sender: h.sender, Pub: h.pub, Now: h.clock.Now, Observe: obs})
+	deps := h.deps()
+	deps.Observe = obs
+	svc, err := NewService(h.svc.cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -547,19 +586,18 @@ func TestNumberRangeSweepIsStoppedButOtherRangesAreNot(t *testing.T) {
 	refused := 0
 	for i := range 50 {
 		who := Requester{ConnID: fmt.Sprint("c", i), ClientAddr: fmt.Sprint("198.51.100.", i)}
-		_, ev := svc.Register(context.Background(), who, fmt.Sprintf("+1415555%04d", 2000+i), false)
-		if ev.Data["reason"] == ReasonRateLimited {
+		o := mustRegister(t, svc, who, Registration{Phone: fmt.Sprintf("+1415555%04d", 2000+i)})
+		if o.Kind == RateLimited {
 			refused++
 		}
 	}
-	if h.sender.count() != 5 || refused != 45 {
-		t.Fatalf("sweep of 50 numbers: %d texts, %d refused; want 5 and 45", h.sender.count(), refused)
+	if h.sms.count() != 5 || refused != 45 {
+		t.Fatalf("sweep of 50 numbers: %d texts, %d refused; want 5 and 45", h.sms.count(), refused)
 	}
 	if len(obs.limits) != 45 || obs.limits[0] != "prefix" {
 		t.Fatalf("observed limits %v, want 45 x prefix", obs.limits)
 	}
-	_, ev := svc.Register(context.Background(), alice, "+14155553000", false)
-	wantEvent(t, ev, EventCodeGenerated, "")
+	wantKind(t, mustRegister(t, svc, alice, Registration{Phone: "+14155553000"}), CodeSent)
 }
 
 func TestCountriesOutsideTheListGetNoText(t *testing.T) {
@@ -568,26 +606,25 @@ func TestCountriesOutsideTheListGetNoText(t *testing.T) {
 		c.TestNumbers = map[string]string{"+15555550100": "123456"}
 	})
 	for _, p := range []string{"+442071838750", "+33612345678", "+61412345678"} {
-		_, ev := h.svc.Register(context.Background(), alice, p, false)
-		wantEvent(t, ev, EventUpdate, ReasonCountryNotAllowed)
-		if ev.Data["country"] == "" || ev.Data["phone_number"] != p {
-			t.Fatalf("answer lacks country or number: %v", ev.Data)
+		o := mustRegister(t, h.svc, alice, Registration{Phone: p})
+		wantKind(t, o, CountryNotAllowed)
+		if o.Country == "" || o.Phone != p {
+			t.Fatalf("answer lacks country or number: %+v", o)
 		}
 	}
-	if h.sender.count() != 0 || len(h.store.recs) != 0 {
-		t.Fatalf("%d texts, %d records for refused countries", h.sender.count(), len(h.store.recs))
+	if h.sms.count() != 0 || len(h.store.recs) != 0 {
+		t.Fatalf("%d texts, %d records for refused countries", h.sms.count(), len(h.store.recs))
 	}
 	for _, p := range []string{"+14155552671", "+16135550123", "+15555550100"} {
-		_, ev := h.svc.Register(context.Background(), alice, p, false)
-		wantEvent(t, ev, EventCodeGenerated, "")
+		wantKind(t, mustRegister(t, h.svc, alice, Registration{Phone: p}), CodeSent)
 	}
 }
 
 func TestBruteForceEndsAtMaxAttemptsForEveryCode(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.MaxAttempts = 5 })
 	for round := range 4 {
-		wantEvent(t, h.register(t, alice), EventCodeGenerated, "")
-		right := h.sender.lastCode(t)
+		wantKind(t, h.register(t, alice), CodeSent)
+		right := h.sms.lastCode(t)
 		tried := 0
 		for guess := 0; ; guess++ {
 			g := fmt.Sprintf("%06d", guess)
@@ -595,17 +632,16 @@ func TestBruteForceEndsAtMaxAttemptsForEveryCode(t *testing.T) {
 				continue
 			}
 			tried++
-			ev := h.verify(alice, g)
-			if ev.Name == EventReset {
-				wantEvent(t, ev, EventReset, ReasonTooManyAttempts)
+			o := h.verify(t, alice, g)
+			if o.Kind != WrongCode {
+				wantKind(t, o, TooManyAttempts)
 				break
 			}
-			wantEvent(t, ev, EventUpdate, ReasonWrongCode)
 		}
 		if tried != 5 {
 			t.Fatalf("round %d: the code died after %d guesses, want 5", round, tried)
 		}
-		wantEvent(t, h.verify(alice, right), EventUpdate, ReasonNotRequested)
+		wantKind(t, h.verify(t, alice, right), NotRequested)
 		h.clock.Advance(h.svc.cfg.ResendAfter)
 	}
 }
@@ -613,14 +649,82 @@ func TestBruteForceEndsAtMaxAttemptsForEveryCode(t *testing.T) {
 func TestObserverHearsVerificationTime(t *testing.T) {
 	obs := &observed{}
 	h := newHarness(t)
-	svc, err := NewService(h.svc.cfg, Deps{Store: h.store, Sender: h.sender, Pub: h.pub, Now: h.clock.Now, Observe: obs})
+	deps := h.deps()
+	deps.Observe = obs
+	svc, err := NewService(h.svc.cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.Register(context.Background(), alice, phone, false)
+	mustRegister(t, svc, alice, Registration{Phone: phone})
 	h.clock.Advance(42 * time.Second)
-	wantEvent(t, svc.Verify(context.Background(), alice, phone, h.sender.lastCode(t)), EventVerified, "")
+	wantKind(t, mustVerify(t, svc, alice, phone, h.sms.lastCode(t)), Verified)
 	if len(obs.verified) != 1 || obs.verified[0] != 42*time.Second {
 		t.Fatalf("observed %v, want [42s]", obs.verified)
 	}
+}
+
+func TestTestNumbersGetNoTextAndOnlyTheirCode(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.TestNumbers = map[string]string{"+15555550100": "123456"} })
+	o := mustRegister(t, h.svc, alice, Registration{Phone: "+1 555 555 0100"})
+	wantKind(t, o, CodeSent)
+	if o.Phone != "+15555550100" || h.sms.count() != 0 {
+		t.Fatalf("phone %q, %d texts", o.Phone, h.sms.count())
+	}
+	wantKind(t, mustVerify(t, h.svc, alice, o.Phone, "654321"), WrongCode)
+	wantKind(t, mustVerify(t, h.svc, alice, o.Phone, "123456"), Verified)
+}
+
+func TestUnknownChannelIsAnErrorAndSendsNothing(t *testing.T) {
+	h := newHarness(t)
+	o, err := h.svc.Register(context.Background(), alice, Registration{Phone: phone, Channel: "pigeon"})
+	if !errors.Is(err, ErrUnknownChannel) {
+		t.Fatalf("register on an unknown channel: %+v, %v; want an error wrapping ErrUnknownChannel", o, err)
+	}
+	if o.Kind == CodeSent {
+		t.Fatalf("outcome %+v for an unknown channel", o)
+	}
+	if h.sms.count() != 0 || len(h.store.recs) != 0 || len(h.pub.got) != 0 {
+		t.Fatalf("%d texts, %d records, %d publications for an unknown channel",
+			h.sms.count(), len(h.store.recs), len(h.pub.got))
+	}
+	// Nothing was spent: the default channel still works at once.
+	wantKind(t, h.register(t, alice), CodeSent)
+}
+
+func TestASecondChannelGetsTheDeliveryWhenNamed(t *testing.T) {
+	h := newHarness(t)
+	call := &fakeChannel{}
+	deps := h.deps()
+	deps.Channels["call"] = call
+	svc, err := NewService(h.svc.cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	who := alice
+	who.Lang, who.Host = "es", "shop.example"
+	o := mustRegister(t, svc, who, Registration{Phone: phone, Channel: "call"})
+	wantKind(t, o, CodeSent)
+	if o.Channel != "call" || o.Phone != phone {
+		t.Fatalf("code_sent outcome %+v, want channel call", o)
+	}
+	if call.count() != 1 || h.sms.count() != 0 {
+		t.Fatalf("call got %d, sms got %d; want 1 and 0", call.count(), h.sms.count())
+	}
+	code := call.lastCode(t)
+	if d := call.last(t); d.To != phone || len(d.Code) != 6 || d.Lang != "es" || d.Host != "shop.example" {
+		t.Fatalf("delivery %+v", d)
+	}
+	// Naming no channel after the resend wait takes the default one.
+	h.clock.Advance(h.svc.cfg.ResendAfter)
+	o = mustRegister(t, svc, who, Registration{Phone: phone})
+	wantKind(t, o, CodeSent)
+	if o.Channel != DefaultChannel || h.sms.count() != 1 || call.count() != 1 {
+		t.Fatalf("outcome %+v; call got %d, sms got %d; want sms", o, call.count(), h.sms.count())
+	}
+	newer := h.sms.lastCode(t)
+	if newer == code {
+		t.Skip("the two random codes collided; nothing to tell apart")
+	}
+	wantKind(t, mustVerify(t, svc, who, phone, code), WrongCode)
+	wantKind(t, mustVerify(t, svc, who, phone, newer), Verified)
 }

@@ -8,8 +8,8 @@ import (
 
 // Record is everything kept about one phone number.
 type Record struct {
-	VerifiedAt time.Time `json:"verified_at,omitzero"`
-	Pending    *Pending  `json:"pending,omitempty"`
+	VerifiedAt time.Time
+	Pending    *Pending
 }
 
 // Empty reports whether there is nothing worth keeping.
@@ -20,13 +20,12 @@ func (r *Record) Verified() bool { return !r.VerifiedAt.IsZero() }
 
 // Pending is a code that was sent and not yet used up.
 type Pending struct {
-	Secret    string    `json:"secret,omitempty"`
-	TestCode  string    `json:"test_code,omitempty"` // a configured test number's fixed code
-	Counter   uint64    `json:"counter"`
-	Digits    int       `json:"digits"`
-	SentAt    time.Time `json:"sent_at"`
-	ExpiresAt time.Time `json:"expires_at"`
-	Attempts  int       `json:"attempts"`
+	Secret    string // the HOTP key (counter 0) of a sent code
+	TestCode  string // or a configured test number's fixed code
+	Digits    int
+	SentAt    time.Time
+	ExpiresAt time.Time
+	Attempts  int // wrong codes so far
 }
 
 // ErrNoChange, returned from an Update function, asks the store to write
@@ -35,11 +34,10 @@ var ErrNoChange = errors.New("no change")
 
 // Store keeps records durably. Implementations live outside this package.
 type Store interface {
-	// Update runs fn on the number's record (zero Record if there is none)
-	// and stores the result atomically and durably before returning. If fn
-	// returns an error nothing is written and Update returns it (ErrNoChange
-	// included). An empty record is deleted. fn may run more than once, so it
-	// must depend only on its argument.
+	// Update runs fn once on the number's record (zero Record if there is
+	// none) and stores the result atomically and durably before returning.
+	// If fn returns an error nothing is written and Update returns it
+	// (ErrNoChange included). An empty record is deleted.
 	Update(ctx context.Context, phone string, fn func(*Record) error) error
 	// Get returns the number's record, or a zero Record.
 	Get(ctx context.Context, phone string) (Record, error)
@@ -48,26 +46,11 @@ type Store interface {
 	Expired(ctx context.Context, now time.Time, max int) ([]string, error)
 }
 
-// Message is one text to send.
-type Message struct {
-	To   string // E.164
-	Body string
-}
-
-// ErrRejectedNumber, wrapped by a Sender, means the provider refused the
-// number itself (not a mobile, not a number, blocked); retrying is useless.
-var ErrRejectedNumber = errors.New("number rejected by provider")
-
-// Sender delivers a text. It must honour ctx or its own timeout.
-type Sender interface {
-	Send(ctx context.Context, m Message) error
-}
-
-// Publisher fans an event out to every connection that registered a number,
-// skipping the connection with the given id ("" skips none). A multi-node
-// deployment puts a cross-node bus behind it.
+// Publisher fans an outcome out to every connection that registered a
+// number, skipping the connection with the given id ("" skips none). A
+// multi-node deployment puts a cross-node bus behind it.
 type Publisher interface {
-	Publish(phone string, ev Event, exceptConn string)
+	Publish(phone string, o Outcome, exceptConn string)
 }
 
 // TokenIssuer mints the proof of verification handed to the browser.

@@ -1,0 +1,63 @@
+// Package channel holds the ways a code travels to a person. Each one words
+// its message in the person's language and hands it to a transport (the
+// sms package speaks Twilio); each is a verify.Channel.
+package channel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"verifier/verify"
+)
+
+// Sender carries a text message to a number.
+type Sender interface {
+	Send(ctx context.Context, to, body string) error
+}
+
+// SMS texts the code. Its last line is the WebOTP one, naming the host
+// whose page asked, so the phone offers to fill the code in there.
+type SMS struct {
+	sender     Sender
+	texts      map[string]string // language -> body with {code}
+	webOTPHost string            // host named when the server's own page asks; "" for none
+}
+
+var _ verify.Channel = (*SMS)(nil)
+
+// NewSMS checks that every text has {code} and that English is there to
+// fall back on.
+func NewSMS(sender Sender, texts map[string]string, webOTPHost string) (*SMS, error) {
+	if _, ok := texts["en"]; !ok {
+		return nil, errors.New("channel: the SMS text needs an English version")
+	}
+	for lang, text := range texts {
+		if !strings.Contains(text, "{code}") {
+			return nil, fmt.Errorf("channel: the %q SMS text lacks {code}", lang)
+		}
+	}
+	return &SMS{sender: sender, texts: texts, webOTPHost: webOTPHost}, nil
+}
+
+// Deliver implements verify.Channel.
+func (c *SMS) Deliver(ctx context.Context, d verify.Delivery) error {
+	return c.sender.Send(ctx, d.To, c.body(d))
+}
+
+func (c *SMS) body(d verify.Delivery) string {
+	text, ok := c.texts[d.Lang]
+	if !ok {
+		text = c.texts["en"]
+	}
+	body := strings.ReplaceAll(text, "{code}", d.Code)
+	host := d.Host
+	if host == "" {
+		host = c.webOTPHost
+	}
+	if host != "" {
+		body += "\n\n@" + host + " #" + d.Code
+	}
+	return body
+}

@@ -1,0 +1,32 @@
+package verify
+
+import (
+	"context"
+	"errors"
+)
+
+// Delivery is one code to bring to a person.
+type Delivery struct {
+	To   string // E.164
+	Code string
+	Lang string // the person's language, "" for the default
+	Host string // the host whose page asked (for WebOTP), "" for the server's own
+}
+
+// Channel is one way to bring a code to a person: a text, a call, a
+// message on another app. It words the message in d.Lang itself. Deliver
+// must honour ctx or its own timeout.
+type Channel interface {
+	Deliver(ctx context.Context, d Delivery) error
+}
+
+// Channels maps the names register may ask for ("sms", "call") to the
+// channels this server offers.
+type Channels map[string]Channel
+
+// DefaultChannel is used when register names none.
+const DefaultChannel = "sms"
+
+// ErrRejectedNumber, wrapped by a Channel, means the provider refused the
+// number itself (not a mobile, not a number, blocked); retrying is useless.
+var ErrRejectedNumber = errors.New("number rejected by provider")
