@@ -104,13 +104,29 @@ func (a *app) serve(ctx context.Context, cfg listenConfig) error {
 func (a *app) startBackground(ctx context.Context) (*sync.WaitGroup, context.CancelFunc) {
 	ctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { a.svc.RunSweeper(ctx, time.Second) })
 	wg.Go(func() {
-		a.store.RunJanitor(ctx, time.Minute, func(err error) {
-			a.log.Error("forget spent tokens", "event", "forget_spent_tokens", "reason", "store_error", "err", err)
-		})
+		a.every(ctx, time.Second, "sweep", func(time.Time) error { _, err := a.svc.SweepExpired(ctx); return err })
+	})
+	wg.Go(func() {
+		a.every(ctx, time.Minute, "forget_spent_tokens", func(now time.Time) error { _, err := a.store.ForgetSpent(now); return err })
 	})
 	return &wg, stop
+}
+
+// every runs task each interval until ctx ends, logging its failures.
+func (a *app) every(ctx context.Context, interval time.Duration, name string, task func(now time.Time) error) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if err := task(now); err != nil && ctx.Err() == nil {
+				a.log.Error(name, "event", name, "reason", "store_error", "err", err)
+			}
+		}
+	}
 }
 
 // shutdown stops accepting and closes every socket. http.Server.Shutdown

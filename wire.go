@@ -63,10 +63,19 @@ func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io
 	handler := server.NewHandler(server.Deps{
 		Hub: wsHub.Endpoint(frontend), OriginAllowed: wsHub.OriginAllowed, Assets: bundle,
 		Health: store.Ping, Log: log, Status: status, Metrics: meter.Handler(),
-		SiteVerify: &server.SiteVerify{Tokens: tokens, APIKey: keys.api, Log: log, ClientAddr: clients.Of,
-			WrongSecrets: verify.NewLimiter(verify.Limit{Name: "wrong_secret", Rate: verify.Rate{N: 10, Per: time.Minute}, Key: verify.ByClient})},
+		SiteVerify: newSiteVerify(tokens, keys.api, clients, log),
 	})
 	return &app{log: log, out: stdout, store: store, hub: wsHub, svc: svc, handler: handler}, nil
+}
+
+// wrongSecretsPerMinute is how many wrong API keys one client address may
+// try a minute at /api/siteverify.
+const wrongSecretsPerMinute = 10
+
+func newSiteVerify(tokens *token.Tokens, apiKey string, clients clientip.Resolver, log *slog.Logger) *server.SiteVerify {
+	return &server.SiteVerify{Tokens: tokens, APIKey: apiKey, Log: log, ClientAddr: clients.Of,
+		WrongSecrets: verify.NewLimiter(verify.Limit{Name: "wrong_secret",
+			Rate: verify.Rate{N: wrongSecretsPerMinute, Per: time.Minute}, Key: verify.ByClient})}
 }
 
 // newSender texts through Twilio when it is configured, else prints texts

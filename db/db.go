@@ -352,20 +352,3 @@ func (s *Store) Secret(name string, generate func() ([]byte, error)) ([]byte, er
 	})
 	return secret, err
 }
-
-// RunJanitor drops expired spent-token records every interval until ctx
-// ends; onErr hears failures.
-func (s *Store) RunJanitor(ctx context.Context, interval time.Duration, onErr func(error)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			if _, err := s.ForgetSpent(now); err != nil {
-				onErr(err)
-			}
-		}
-	}
-}

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"verifier/clientip"
 )
 
 // Handler answers the frames a connection sends. It runs on that
@@ -118,7 +119,7 @@ type Render func(tag string) []byte
 func New(cfg Config, log *slog.Logger) *Hub {
 	cfg.setDefaults()
 	if cfg.ClientAddr == nil {
-		cfg.ClientAddr = peerAddr
+		cfg.ClientAddr = clientip.New(nil).Of
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	hb := &Hub{
@@ -166,61 +167,82 @@ func (h *Hub) OriginAllowed(r *http.Request) bool {
 
 func (h *Hub) run() {
 	defer close(h.stopped)
-	conns := map[*Conn]bool{}
-	topics := map[string]map[*Conn]bool{}
-	leave := func(c *Conn) {
-		if subs := topics[c.topic]; subs != nil {
-			delete(subs, c)
-			if len(subs) == 0 {
-				delete(topics, c.topic)
-			}
-		}
-		c.topic = ""
-	}
+	st := &hubState{conns: map[*Conn]bool{}, topics: map[string]map[*Conn]bool{}}
 	// One ticker pings every connection, rather than a timer per socket.
 	ping := time.NewTicker(h.cfg.PongWait * 9 / 10)
 	defer ping.Stop()
 	for {
 		select {
 		case now := <-ping.C:
-			idle := h.cfg.Limits.IdleTimeout
-			for c := range conns {
-				if idle > 0 && now.Sub(time.Unix(0, c.lastFrame.Load())) > idle {
-					go c.closeWith(websocket.CloseNormalClosure, "idle timeout")
-					continue
-				}
-				c.enqueue(nil, false)
-			}
+			st.ping(now, h.cfg.Limits.IdleTimeout)
 		case c := <-h.register:
-			conns[c] = true
+			st.conns[c] = true
 		case c := <-h.unregister:
-			if conns[c] {
-				leave(c)
-				delete(conns, c)
+			if st.conns[c] {
+				st.leave(c)
+				delete(st.conns, c)
 			}
-		case s := <-h.subscribe:
-			if !conns[s.conn] {
-				continue
-			}
-			leave(s.conn)
-			s.conn.topic = s.topic
-			if topics[s.topic] == nil {
-				topics[s.topic] = map[*Conn]bool{}
-			}
-			topics[s.topic][s.conn] = true
+		case sub := <-h.subscribe:
+			st.join(sub.conn, sub.topic)
 		case p := <-h.publish:
-			deliver(topics[p.topic], p)
+			deliver(st.topics[p.topic], p)
 		case done := <-h.closeAll:
-			var wg sync.WaitGroup
-			for c := range conns {
-				wg.Add(1)
-				go func() { defer wg.Done(); c.closeWith(websocket.CloseGoingAway, "server shutting down") }()
-			}
-			wg.Wait()
+			st.closeAll()
 			close(done)
 			return
 		}
 	}
+}
+
+// hubState is the set of connections and their topics, owned by run's
+// goroutine.
+type hubState struct {
+	conns  map[*Conn]bool
+	topics map[string]map[*Conn]bool
+}
+
+func (st *hubState) leave(c *Conn) {
+	if subs := st.topics[c.topic]; subs != nil {
+		delete(subs, c)
+		if len(subs) == 0 {
+			delete(st.topics, c.topic)
+		}
+	}
+	c.topic = ""
+}
+
+// join moves a connection to topic; one that has gone is ignored.
+func (st *hubState) join(c *Conn, topic string) {
+	if !st.conns[c] {
+		return
+	}
+	st.leave(c)
+	c.topic = topic
+	if st.topics[topic] == nil {
+		st.topics[topic] = map[*Conn]bool{}
+	}
+	st.topics[topic][c] = true
+}
+
+// ping queues a ping for every connection and closes the ones whose
+// client has been silent longer than idle (0: never).
+func (st *hubState) ping(now time.Time, idle time.Duration) {
+	for c := range st.conns {
+		if idle > 0 && now.Sub(time.Unix(0, c.lastFrame.Load())) > idle {
+			go c.closeWith(websocket.CloseNormalClosure, "idle timeout")
+			continue
+		}
+		c.enqueue(nil, false)
+	}
+}
+
+// closeAll tells every connection the server is going away, in parallel.
+func (st *hubState) closeAll() {
+	var wg sync.WaitGroup
+	for c := range st.conns {
+		wg.Go(func() { c.closeWith(websocket.CloseGoingAway, "server shutting down") })
+	}
+	wg.Wait()
 }
 
 // deliver renders p once per tag among the listeners and queues it for
@@ -267,6 +289,28 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, handler Handler) {
 		h.release(client)
 		return // the upgrader has answered (403 for a foreign origin)
 	}
+	c := h.newConn(ws, client, r.Header.Get("Origin"), handler)
+	// Counted before it is registered, so Shutdown, which closes what is
+	// registered, always waits for this reader too.
+	h.conns.Add(1)
+	select {
+	case h.register <- c:
+	case <-h.stopped:
+		ws.Close()
+		h.release(client)
+		h.conns.Done()
+		return
+	}
+	// The handler returns at once, so net/http lets go of its buffers and
+	// goroutine: an idle socket then costs only its two pumps.
+	go func() {
+		defer h.conns.Done()
+		defer h.release(client)
+		c.readPump()
+	}()
+}
+
+func (h *Hub) newConn(ws *websocket.Conn, client, origin string, handler Handler) *Conn {
 	c := &Conn{
 		id:      "c" + strconv.FormatUint(h.nextID.Add(1), 10),
 		ws:      ws,
@@ -274,25 +318,11 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, handler Handler) {
 		send:    make(chan []byte, h.cfg.SendQueue),
 		done:    make(chan struct{}),
 		client:  client,
-		origin:  r.Header.Get("Origin"),
+		origin:  origin,
 		handler: handler,
 	}
 	c.lastFrame.Store(time.Now().UnixNano())
-	select {
-	case h.register <- c:
-	case <-h.stopped:
-		ws.Close()
-		h.release(client)
-		return
-	}
-	// The handler returns at once, so net/http lets go of its buffers and
-	// goroutine: an idle socket then costs only its two pumps.
-	h.conns.Add(1)
-	go func() {
-		defer h.conns.Done()
-		defer h.release(client)
-		c.readPump()
-	}()
+	return c
 }
 
 // admit counts a new connection in, or says why it may not open.
@@ -333,14 +363,6 @@ func refuse(w http.ResponseWriter, status int, why string) {
 	}
 	w.WriteHeader(status)
 	fmt.Fprintf(w, "{\"error\":%q}\n", why)
-}
-
-func peerAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // Publish queues a frame, rendered for each listener's tag, for every

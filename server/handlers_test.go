@@ -200,7 +200,7 @@ func FuzzSiteverify(f *testing.F) {
 	f.Add("multipart/form-data; boundary=x", "--x--")
 	f.Fuzz(func(t *testing.T, contentType, body string) {
 		sv := &SiteVerify{Tokens: tokens, APIKey: "key", Log: slog.New(slog.DiscardHandler),
-			ClientAddr: clientip.New(nil).Of,
+			ClientAddr:   clientip.New(nil).Of,
 			WrongSecrets: verify.NewLimiter(verify.Limit{Name: "wrong_secret", Rate: verify.Rate{N: 1000, Per: time.Minute}, Key: verify.ByClient})}
 		r := httptest.NewRequest("POST", "/api/siteverify", strings.NewReader(body))
 		r.Header.Set("Content-Type", contentType)

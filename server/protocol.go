@@ -61,34 +61,37 @@ func decodeFrame(frame []byte) (request, error) {
 	if env.Event == nil {
 		return request{}, badFrame("missing event")
 	}
-	req := request{Event: *env.Event}
-	switch req.Event {
+	switch *env.Event {
 	case eventRegister, eventVerify, eventResume:
 	default:
-		return request{}, badFrame("unknown event %q", truncate(req.Event, 32))
+		return request{}, badFrame("unknown event %q", truncate(*env.Event, 32))
 	}
-	p := env.Data
-	if p == nil {
+	if env.Data == nil {
 		return request{}, badFrame("data must be an object")
 	}
-	if p.Lang != nil {
-		req.Lang = languageTag(*p.Lang)
-	}
-	if p.PhoneNumber == nil || *p.PhoneNumber == "" {
+	return env.Data.request(*env.Event)
+}
+
+// request checks that the payload carries what event needs.
+func (p *payload) request(event string) (request, error) {
+	req := request{Event: event, Lang: languageTag(deref(p.Lang)), Channel: deref(p.Channel),
+		Reverify: p.Reverify != nil && *p.Reverify}
+	if req.Phone = deref(p.PhoneNumber); req.Phone == "" {
 		return req, badFrame("missing phone_number")
 	}
-	req.Phone = *p.PhoneNumber
-	if req.Event == eventVerify {
-		if p.Code == nil || *p.Code == "" {
+	if event == eventVerify {
+		if req.Code = deref(p.Code); req.Code == "" {
 			return req, badFrame("missing code")
 		}
-		req.Code = *p.Code
-	}
-	req.Reverify = p.Reverify != nil && *p.Reverify
-	if p.Channel != nil {
-		req.Channel = *p.Channel
 	}
 	return req, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // languageTag keeps the primary subtag of a BCP 47 tag ("es-MX" -> "es"),

@@ -36,10 +36,21 @@ var deliveryKinds = map[string]verify.Kind{
 }
 
 func (d *DeliveryStatus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	params, status, problem := d.readSigned(w, r)
+	if problem != "" {
+		writeJSON(w, status, map[string]string{"error": problem})
+		return
+	}
+	d.report(params)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// readSigned reads the form and checks Twilio's signature over it and the
+// fields a report needs; a refusal says its status and why.
+func (d *DeliveryStatus) readSigned(w http.ResponseWriter, r *http.Request) (map[string]string, int, string) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxStatusBody)
 	if err := r.ParseForm(); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body is not a form of at most 16 KiB"})
-		return
+		return nil, http.StatusBadRequest, "body is not a form of at most 16 KiB"
 	}
 	params := make(map[string]string, len(r.PostForm))
 	for k, v := range r.PostForm {
@@ -47,24 +58,27 @@ func (d *DeliveryStatus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if d.Check == nil || !d.Check.Validate(d.URL, params, r.Header.Get("X-Twilio-Signature")) {
 		d.Log.Warn("sms status", "event", "sms_status", "reason", "bad_signature", "client", d.ClientAddr(r))
-		writeJSON(w, http.StatusForbidden, map[string]string{"error": "invalid or missing X-Twilio-Signature"})
-		return
+		return nil, http.StatusForbidden, "invalid or missing X-Twilio-Signature"
 	}
+	if params["MessageStatus"] == "" || !verify.IsE164(params["To"]) {
+		return nil, http.StatusBadRequest, "MessageStatus and To (E.164) are required"
+	}
+	return params, 0, ""
+}
+
+// report tells the pages on the number about a status worth hearing;
+// queued, sending, accepted and the like are only counted.
+func (d *DeliveryStatus) report(params map[string]string) {
 	status, to := params["MessageStatus"], params["To"]
-	if status == "" || !verify.IsE164(to) {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "MessageStatus and To (E.164) are required"})
-		return
-	}
 	kind, ok := deliveryKinds[status]
 	if d.Observe != nil {
+		counted := status
 		if !ok {
-			d.Observe("other")
-		} else {
-			d.Observe(status)
+			counted = "other"
 		}
+		d.Observe(counted)
 	}
-	if !ok { // queued, sending, accepted...: nothing a person needs to hear
-		w.WriteHeader(http.StatusNoContent)
+	if !ok {
 		return
 	}
 	o := verify.Outcome{Kind: kind, Phone: to, Status: status}
@@ -74,5 +88,4 @@ func (d *DeliveryStatus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d.Pub.Publish(to, o, "")
 	d.Log.Info("sms status", "event", "sms_status", "reason", kind.String(), "phone", verify.MaskPhone(to),
 		"message_sid", params["MessageSid"], "error_code", params["ErrorCode"])
-	w.WriteHeader(http.StatusNoContent)
 }

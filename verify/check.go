@@ -106,19 +106,3 @@ func (s *Service) SweepExpired(ctx context.Context) (int, error) {
 	}
 	return removed, nil
 }
-
-// RunSweeper sweeps every interval until ctx ends.
-func (s *Service) RunSweeper(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := s.SweepExpired(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("sweep", "event", "sweep", "reason", "store_error", "err", err)
-			}
-		}
-	}
-}
