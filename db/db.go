@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -30,17 +32,41 @@ const (
 	schemaVersion = 1
 	recordV1      = 1 // first byte of every stored record
 	maxBatch      = 1024
+	// maxReported bounds the numbers remembered as already reported
+	// unreadable; the set is cleared when full, so a number may be
+	// reported again after that many others.
+	maxReported = 1024
 )
 
-// ErrClosed is returned by writes after Close.
+// ErrClosed is returned by every method called after Close.
 var ErrClosed = errors.New("db: closed")
 
 // Store is the bbolt implementation of verify.Store.
 type Store struct {
 	bolt    *bolt.DB
+	log     *slog.Logger
 	writes  chan *write
 	closing chan struct{}
 	stopped chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+
+	reportedMu sync.Mutex
+	reported   map[string]struct{} // numbers already logged as unreadable
+}
+
+// Option configures Open.
+type Option func(*Store)
+
+// WithLogger makes the store report problems, such as a record that does
+// not decode, through log. Without it, or with nil, nothing is logged.
+func WithLogger(log *slog.Logger) Option {
+	return func(s *Store) {
+		if log != nil {
+			s.log = log
+		}
+	}
 }
 
 var _ verify.Store = (*Store)(nil)
@@ -52,7 +78,7 @@ type write struct {
 }
 
 // Open opens or creates the file and starts the writer.
-func Open(path string) (*Store, error) {
+func Open(path string, opts ...Option) (*Store, error) {
 	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -73,25 +99,90 @@ func Open(path string) (*Store, error) {
 		b.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
-	s := &Store{bolt: b, writes: make(chan *write), closing: make(chan struct{}), stopped: make(chan struct{})}
+	s := &Store{
+		bolt:     b,
+		log:      slog.New(slog.DiscardHandler),
+		writes:   make(chan *write),
+		closing:  make(chan struct{}),
+		stopped:  make(chan struct{}),
+		reported: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(s)
+	}
 	go s.writer()
 	return s, nil
 }
 
 // Close stops the writer after the writes under way and closes the file.
+// It may be called more than once, also concurrently: every call waits for
+// the first to finish and returns its result.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		<-s.stopped
+		s.closeErr = s.bolt.Close()
+	})
+	return s.closeErr
+}
+
+// isClosed reports whether Close was called.
+func (s *Store) isClosed() bool {
 	select {
 	case <-s.closing:
+		return true
 	default:
-		close(s.closing)
+		return false
 	}
-	<-s.stopped
-	return s.bolt.Close()
+}
+
+// view runs fn in a read transaction, or returns ErrClosed after Close.
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	return closedErr(s.bolt.View(fn))
+}
+
+// update runs fn in a write transaction of its own, or returns ErrClosed
+// after Close.
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	return closedErr(s.bolt.Update(fn))
+}
+
+// closedErr turns bbolt's error for a closed file, met by a call that
+// raced with Close, into ErrClosed.
+func closedErr(err error) error {
+	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}
+
+// reportUnreadable logs, once per number, that its stored record does not
+// decode and is treated as a new one.
+func (s *Store) reportUnreadable(phone string) {
+	s.reportedMu.Lock()
+	_, seen := s.reported[phone]
+	if !seen {
+		if len(s.reported) >= maxReported {
+			clear(s.reported)
+		}
+		s.reported[phone] = struct{}{}
+	}
+	s.reportedMu.Unlock()
+	if !seen {
+		s.log.Warn("db: unreadable record", "event", "store", "reason", "bad_record",
+			"phone", verify.MaskPhone(phone))
+	}
 }
 
 // Ping checks that the database answers a read.
 func (s *Store) Ping() error {
-	return s.bolt.View(func(tx *bolt.Tx) error {
+	return s.view(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketNumbers) == nil {
 			return errors.New("db: numbers bucket missing")
 		}
@@ -101,6 +192,9 @@ func (s *Store) Ping() error {
 
 // Update implements verify.Store.
 func (s *Store) Update(ctx context.Context, phone string, fn func(*verify.Record) error) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
 	w := &write{phone: phone, fn: fn, done: make(chan error, 1)}
 	select {
 	case s.writes <- w:
@@ -151,10 +245,14 @@ var errNothingWritten = errors.New("nothing written")
 
 func (s *Store) commit(batch []*write) {
 	results := make([]error, len(batch))
+	var unreadable []string
 	err := s.bolt.Update(func(tx *bolt.Tx) error {
 		wrote := false
 		for i, w := range batch {
-			err := apply(tx, w.phone, w.fn)
+			bad, err := apply(tx, w.phone, w.fn)
+			if bad {
+				unreadable = append(unreadable, w.phone)
+			}
 			if fe, ok := err.(fnError); ok {
 				results[i] = fe.err
 				continue
@@ -172,6 +270,11 @@ func (s *Store) commit(batch []*write) {
 	if errors.Is(err, errNothingWritten) {
 		err = nil
 	}
+	// Reported before any write returns, so that a caller who saw its
+	// write finish also sees the report.
+	for _, phone := range unreadable {
+		s.reportUnreadable(phone)
+	}
 	for i, w := range batch {
 		if err != nil && results[i] == nil {
 			results[i] = err
@@ -180,43 +283,50 @@ func (s *Store) commit(batch []*write) {
 	}
 }
 
-func apply(tx *bolt.Tx, phone string, fn func(*verify.Record) error) error {
+// apply runs fn on the number's record and stores the result. A stored
+// record that does not decode is reported through unreadable and treated
+// as a new (zero) record, which fn's result then replaces: one bad record
+// must not fail the other writes of the transaction.
+func apply(tx *bolt.Tx, phone string, fn func(*verify.Record) error) (unreadable bool, err error) {
 	numbers, expiry := tx.Bucket(bucketNumbers), tx.Bucket(bucketExpiry)
 	key := []byte(phone)
 	rec, err := decode(numbers.Get(key))
 	if err != nil {
-		return fmt.Errorf("record %s: %w", verify.MaskPhone(phone), err)
+		unreadable, rec = true, verify.Record{}
 	}
-	oldExpiry := expiryKey(phone, rec.Pending)
+	oldExpiry := expiryKey(phone, rec)
 	if err := fn(&rec); err != nil {
-		return fnError{err}
+		return unreadable, fnError{err}
 	}
 	if oldExpiry != nil {
 		if err := expiry.Delete(oldExpiry); err != nil {
-			return err
+			return unreadable, err
 		}
 	}
 	if rec.Empty() {
-		return numbers.Delete(key)
+		return unreadable, numbers.Delete(key)
 	}
-	if k := expiryKey(phone, rec.Pending); k != nil {
+	if k := expiryKey(phone, rec); k != nil {
 		if err := expiry.Put(k, nil); err != nil {
-			return err
+			return unreadable, err
 		}
 	}
 	v, err := encode(rec)
 	if err != nil {
-		return err
+		return unreadable, err
 	}
-	return numbers.Put(key, v)
+	return unreadable, numbers.Put(key, v)
 }
 
-func expiryKey(phone string, p *verify.Pending) []byte {
-	if p == nil {
+// expiryKey indexes a record by when it next changes on its own (its
+// code's expiry, a window's end), so the sweeper finds it then.
+func expiryKey(phone string, rec verify.Record) []byte {
+	next := rec.NextChange()
+	if next.IsZero() {
 		return nil
 	}
 	k := make([]byte, 8, 8+len(phone))
-	binary.BigEndian.PutUint64(k, uint64(p.ExpiresAt.UnixNano()))
+	binary.BigEndian.PutUint64(k, uint64(next.UnixNano()))
 	return append(k, phone...)
 }
 
@@ -225,6 +335,13 @@ func expiryKey(phone string, p *verify.Pending) []byte {
 type storedRecord struct {
 	VerifiedAt time.Time      `json:"verified_at,omitzero"`
 	Pending    *storedPending `json:"pending,omitempty"`
+	Sends      *storedWindow  `json:"sends,omitempty"`
+	Wrong      *storedWindow  `json:"wrong,omitempty"`
+}
+
+type storedWindow struct {
+	Until time.Time `json:"until"`
+	Count int       `json:"count"`
 }
 
 type storedPending struct {
@@ -234,13 +351,15 @@ type storedPending struct {
 	SentAt    time.Time `json:"sent_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 	Attempts  int       `json:"attempts"`
+	Conn      string    `json:"conn,omitempty"`
+	Uncertain bool      `json:"uncertain,omitempty"`
 }
 
 func encode(rec verify.Record) ([]byte, error) {
-	out := storedRecord{VerifiedAt: rec.VerifiedAt}
+	out := storedRecord{VerifiedAt: rec.VerifiedAt, Sends: storeWindow(rec.Sends), Wrong: storeWindow(rec.Wrong)}
 	if p := rec.Pending; p != nil {
 		out.Pending = &storedPending{Secret: p.Secret, TestCode: p.TestCode, Digits: p.Digits,
-			SentAt: p.SentAt, ExpiresAt: p.ExpiresAt, Attempts: p.Attempts}
+			SentAt: p.SentAt, ExpiresAt: p.ExpiresAt, Attempts: p.Attempts, Conn: p.Conn, Uncertain: p.Uncertain}
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
@@ -261,47 +380,102 @@ func decode(v []byte) (verify.Record, error) {
 	if err := json.Unmarshal(v[1:], &in); err != nil {
 		return verify.Record{}, err
 	}
-	rec := verify.Record{VerifiedAt: in.VerifiedAt}
+	rec := verify.Record{VerifiedAt: in.VerifiedAt, Sends: in.Sends.window(), Wrong: in.Wrong.window()}
 	if p := in.Pending; p != nil {
 		rec.Pending = &verify.Pending{Secret: p.Secret, TestCode: p.TestCode, Digits: p.Digits,
-			SentAt: p.SentAt, ExpiresAt: p.ExpiresAt, Attempts: p.Attempts}
+			SentAt: p.SentAt, ExpiresAt: p.ExpiresAt, Attempts: p.Attempts, Conn: p.Conn, Uncertain: p.Uncertain}
 	}
 	return rec, nil
 }
 
-// Get implements verify.Store.
-func (s *Store) Get(_ context.Context, phone string) (verify.Record, error) {
-	var rec verify.Record
-	err := s.bolt.View(func(tx *bolt.Tx) error {
-		var err error
-		rec, err = decode(tx.Bucket(bucketNumbers).Get([]byte(phone)))
-		return err
-	})
-	return rec, err
+func storeWindow(w verify.Window) *storedWindow {
+	if w.Count == 0 {
+		return nil
+	}
+	return &storedWindow{Until: w.Until, Count: w.Count}
 }
 
-// Expired implements verify.Store.
+func (w *storedWindow) window() verify.Window {
+	if w == nil {
+		return verify.Window{}
+	}
+	return verify.Window{Until: w.Until, Count: w.Count}
+}
+
+// Get implements verify.Store. A stored record that does not decode reads
+// as a zero record, as in Update, and is reported once.
+func (s *Store) Get(_ context.Context, phone string) (verify.Record, error) {
+	var rec verify.Record
+	unreadable := false
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		rec, err = decode(tx.Bucket(bucketNumbers).Get([]byte(phone)))
+		if err != nil {
+			unreadable, rec = true, verify.Record{}
+		}
+		return nil
+	})
+	if err != nil {
+		return verify.Record{}, err
+	}
+	if unreadable {
+		s.reportUnreadable(phone)
+	}
+	return rec, nil
+}
+
+// Expired implements verify.Store. An index entry that no longer matches
+// its record (the record is gone or unreadable) is removed instead of
+// listed, so it cannot take a place in every sweep.
 func (s *Store) Expired(_ context.Context, now time.Time, max int) ([]string, error) {
 	var phones []string
+	var stale [][]byte
 	limit := uint64(now.UnixNano())
-	err := s.bolt.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
+		numbers := tx.Bucket(bucketNumbers)
 		c := tx.Bucket(bucketExpiry).Cursor()
 		for k, _ := c.First(); k != nil && len(phones) < max; k, _ = c.Next() {
 			if len(k) < 8 || binary.BigEndian.Uint64(k) > limit {
 				break
 			}
+			if !indexed(numbers, k) {
+				stale = append(stale, bytes.Clone(k))
+				continue
+			}
 			phones = append(phones, string(k[8:]))
 		}
 		return nil
 	})
+	if err == nil && len(stale) > 0 {
+		err = s.update(func(tx *bolt.Tx) error { return dropStale(tx, stale) })
+	}
 	return phones, err
+}
+
+// indexed reports whether index key k is the one its record has now.
+func indexed(numbers *bolt.Bucket, k []byte) bool {
+	phone := string(k[8:])
+	rec, err := decode(numbers.Get([]byte(phone)))
+	return err == nil && bytes.Equal(expiryKey(phone, rec), k)
+}
+
+func dropStale(tx *bolt.Tx, stale [][]byte) error {
+	numbers, expiry := tx.Bucket(bucketNumbers), tx.Bucket(bucketExpiry)
+	for _, k := range stale {
+		if !indexed(numbers, k) { // checked again: a write may have come between
+			if err := expiry.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Spend implements verify.SpentTokens. It is rare next to code writes, so
 // it takes its own transaction.
 func (s *Store) Spend(_ context.Context, id string, expires time.Time) (bool, error) {
 	fresh := false
-	err := s.bolt.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSpent)
 		if b.Get([]byte(id)) != nil {
 			return nil
@@ -317,7 +491,7 @@ func (s *Store) Spend(_ context.Context, id string, expires time.Time) (bool, er
 // expired token is refused on its expiry alone.
 func (s *Store) ForgetSpent(now time.Time) (int, error) {
 	n := 0
-	err := s.bolt.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketSpent).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < now.Unix() {
@@ -337,7 +511,7 @@ func (s *Store) ForgetSpent(now time.Time) (int, error) {
 func (s *Store) Secret(name string, generate func() ([]byte, error)) ([]byte, error) {
 	key := []byte("secret:" + name)
 	var secret []byte
-	err := s.bolt.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if v := meta.Get(key); v != nil {
 			secret = bytes.Clone(v)

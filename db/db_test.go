@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"verifier/verify"
 )
 
@@ -136,28 +134,6 @@ func TestConcurrentUpdatesOfOneNumberAreSerialised(t *testing.T) {
 	rec, _ := s.Get(ctx, "+14155552671")
 	if rec.Pending.Attempts != 200 {
 		t.Fatalf("attempts = %d, want 200: an update was lost", rec.Pending.Attempts)
-	}
-}
-
-func TestUnknownRecordVersionIsAnErrorNotAZeroRecord(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "v.db")
-	s := mustOpen(t, path)
-	s.Close()
-	b, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketNumbers).Put([]byte("+14155552671"), []byte{99, '{', '}'})
-	})
-	b.Close()
-	s = mustOpen(t, path)
-	if _, err := s.Get(context.Background(), "+14155552671"); err == nil {
-		t.Fatal("a record of an unknown version was read as valid")
-	}
-	err = s.Update(context.Background(), "+14155552671", func(r *verify.Record) error { r.VerifiedAt = t0; return nil })
-	if err == nil {
-		t.Fatal("a record of an unknown version was overwritten")
 	}
 }
 
