@@ -30,8 +30,16 @@ type Bundle struct {
 	Languages map[string]map[string]string
 }
 
+// Options are the facts about this server that the front end shows.
+type Options struct {
+	// Dev is true when no SMS provider is configured (the console sender):
+	// the page and the widget then say so in a banner, since no text is
+	// sent to anyone.
+	Dev bool
+}
+
 // Load assembles the bundle from the embedded files.
-func Load() (*Bundle, error) {
+func Load(opts Options) (*Bundle, error) {
 	read := func(name string) []byte {
 		b, err := files.ReadFile(name)
 		if err != nil {
@@ -47,7 +55,7 @@ func Load() (*Bundle, error) {
 	i18nJSON, _ := json.Marshal(langs)
 	cardJSON, _ := json.Marshal(string(card))
 	cssJSON, _ := json.Marshal(string(css))
-	prelude := fmt.Sprintf("const I18N = %s;\nconst CARD = %s;\n", i18nJSON, cardJSON)
+	prelude := fmt.Sprintf("const I18N = %s;\nconst CARD = %s;\nconst DEV = %t;\n", i18nJSON, cardJSON, opts.Dev)
 	// Each bundle is one strict-mode function, so nothing leaks into a host
 	// page's globals.
 	wrap := func(parts ...[]byte) []byte {

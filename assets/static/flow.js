@@ -1,6 +1,7 @@
 // The verification flow: forms that swap as the server's events arrive over
 // one WebSocket. It runs on a document (the page) or a shadow root (the
-// widget). I18N and CARD are put in front of this file by the server.
+// widget). I18N, CARD and DEV (true when the server sends no texts: the
+// console sender) are put in front of this file by the server.
 
 const ERROR_REASONS = new Set(["invalid_phone", "rate_limited", "send_failed", "wrong_code",
   "bad_request", "not_requested", "too_many_attempts", "expired", "digits_only", "enter_phone",
@@ -42,9 +43,11 @@ function createFlow(root, opts) {
     verifyButton: $("verify_button"), expires: $("expires"), resendWait: $("resend_wait"),
     resendButton: $("resend_button"), changeNumber: $("change_number"),
     verifiedPanel: $("verified_panel"), verifiedText: $("verified_text"), startOver: $("start_over"),
-    inbox: $("dev_inbox"), inboxList: $("dev_messages"),
+    inbox: $("dev_inbox"), inboxList: $("dev_messages"), devBanner: $("dev_banner"),
   };
   for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  // Development mode is loud: nobody should mistake it for a live service.
+  if (el.devBanner) el.devBanner.hidden = !DEV;
 
   const key = opts.storageKey || "verifier.state";
   let state = loadState();
