@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 
+	"verifier/clientip"
 	"verifier/hub"
 	"verifier/sms"
 	"verifier/verify"
@@ -74,17 +76,22 @@ func setFromEnv(fs *flag.FlagSet, getenv func(string) string) error {
 // listenConfig is where the server listens and keeps its state, and what
 // clients may hold open.
 type listenConfig struct {
-	addr      string
-	dbPath    string
-	debugAddr string // pprof, loopback only; "" for none
-	logFormat string // text or json
-	conns     hub.Limits
+	addr        string
+	dbPath      string
+	debugAddr   string // pprof, loopback only; "" for none
+	metricsAddr string // /metrics on its own listener; "" serves it on addr
+	logFormat   string // text or json
+	conns       hub.Limits
+	proxies     string
+	trusted     []netip.Prefix // proxies whose forwarding headers name the client
 }
 
 func (c *listenConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.addr, "addr", ":3000", "listen address")
 	fs.StringVar(&c.dbPath, "db", "verifier.db", "bbolt database file")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve net/http/pprof here (loopback only, e.g. 127.0.0.1:6060)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the public one (e.g. 127.0.0.1:9100)")
+	fs.StringVar(&c.proxies, "trusted-proxies", "", "CIDRs of reverse proxies whose X-Forwarded-For/Forwarded name the client (e.g. 10.0.0.0/8); empty: the TCP peer is the client")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log lines as text or json")
 	fs.IntVar(&c.conns.Max, "max-connections", 15000, "open WebSockets at most; more are refused with 503 (0: no cap)")
 	fs.IntVar(&c.conns.PerClient, "max-connections-per-ip", 200, "open WebSockets from one client address; more get 429 (0: no cap)")
@@ -99,7 +106,9 @@ func (c *listenConfig) check(func(string) string) error {
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return fmt.Errorf("log format %q: want text or json", c.logFormat)
 	}
-	return nil
+	var err error
+	c.trusted, err = clientip.ParseCIDRs(c.proxies)
+	return err
 }
 
 func isLoopback(addr string) bool {
@@ -113,6 +122,7 @@ func isLoopback(addr string) bool {
 type rulesConfig struct {
 	verify.Config
 	countries, testNumbers string
+	wrongCodes             int // -1: -max-attempts x -max-sms-per-number
 }
 
 func (c *rulesConfig) flags(fs *flag.FlagSet) {
@@ -130,10 +140,15 @@ func (c *rulesConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&lim.PerClient.N, "max-sms-per-ip", lim.PerClient.N, "texts per hour requested from one client address (0: no cap)")
 	fs.IntVar(&lim.PerPrefix.N, "max-sms-per-prefix", lim.PerPrefix.N, "texts per hour to one block of 1,000 numbers (0: no cap)")
 	fs.IntVar(&lim.PerConnection.N, "max-sms-per-connection", lim.PerConnection.N, "texts per hour requested on one connection (0: no cap)")
+	fs.IntVar(&c.wrongCodes, "max-wrong-codes-per-number", -1, "wrong codes per hour for one number, across all its codes; past it no code works until the hour ends (default -max-attempts x -max-sms-per-number; 0: no cap)")
+	fs.IntVar(&lim.LookupsPerClient.N, "max-lookups-per-ip", lim.LookupsPerClient.N, "answers read from state without sending (already verified, already requested, resume) per hour for one client address (0: no cap)")
 }
 
 func (c *rulesConfig) check(func(string) string) error {
 	c.DefaultRegion = strings.ToUpper(c.DefaultRegion)
+	if c.Limits.WrongPerNumber.N = c.wrongCodes; c.wrongCodes < 0 {
+		c.Limits.WrongPerNumber.N = c.MaxAttempts * c.Limits.PerNumber.N
+	}
 	switch list := strings.TrimSpace(c.countries); list {
 	case "*":
 	case "":
@@ -171,6 +186,7 @@ func parseTestNumbers(list string) (map[string]string, error) {
 type embedConfig struct {
 	origins     string
 	publicURL   string
+	demo        bool // serve /demo/embed even with Twilio configured
 	hostOrigins []string // the host sites (-allowed-origins)
 	public      *url.URL // nil when -public-url is unset
 }
@@ -178,6 +194,7 @@ type embedConfig struct {
 func (c *embedConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.origins, "allowed-origins", "", "comma-separated extra origins allowed to open the WebSocket (https://shop.example)")
 	fs.StringVar(&c.publicURL, "public-url", "", "the server's public base URL, e.g. https://verify.example.com")
+	fs.BoolVar(&c.demo, "demo", false, "serve the demo host page /demo/embed even with Twilio configured (it is always served in development mode)")
 }
 
 func (c *embedConfig) check(func(string) string) error {

@@ -177,9 +177,9 @@ func TestTwilioRefusingTheNumberGivesInvalidPhoneAndAllowsACorrection(t *testing
 	c.expect("code_generated", "")
 }
 
-func TestTwilioFailingGivesSendFailedAndLeavesNothingPending(t *testing.T) {
+func TestTwilioRefusingTheRequestGivesSendFailedAndLeavesNothingPending(t *testing.T) {
 	ts := startServer(t, nil, nil)
-	ts.Twilio.SetFailure(&faketwilio.Failure{HTTPStatus: 500})
+	ts.Twilio.SetFailure(&faketwilio.Failure{HTTPStatus: 400, Code: 21606}) // "From" cannot send: nothing sent
 	c := dial(t, ts.URL)
 	c.register(phone)
 	c.expect("update", "send_failed")
@@ -187,6 +187,24 @@ func TestTwilioFailingGivesSendFailedAndLeavesNothingPending(t *testing.T) {
 	c.expect("update", "not_requested")
 	ts.Twilio.SetFailure(nil)
 	c.register(phone)
+	c.expect("code_generated", "")
+}
+
+// TestTwilioFailingWithA5xxKeepsTheCodeInCaseTheTextArrives: Twilio may
+// have sent the text before failing, so the code stays pending (and
+// counted) and a new one may be asked for at once.
+func TestTwilioFailingWithA5xxKeepsTheCodeInCaseTheTextArrives(t *testing.T) {
+	ts := startServer(t, nil, nil)
+	ts.Twilio.SetFailure(&faketwilio.Failure{HTTPStatus: 500})
+	c := dial(t, ts.URL)
+	c.register(phone)
+	if f := c.expect("update", "send_failed"); !strings.Contains(f.Data["message"].(string), "may still arrive") {
+		t.Fatalf("message %q does not say the text may still arrive", f.Data["message"])
+	}
+	c.verify(phone, "000000")
+	c.expect("update", "wrong_code") // a code is pending
+	ts.Twilio.SetFailure(nil)
+	c.register(phone) // no resend wait
 	c.expect("code_generated", "")
 }
 

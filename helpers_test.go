@@ -24,8 +24,9 @@ const (
 	fakeToken = "secrettoken123"
 )
 
-// noLimits lifts every send cap, so tests of other rules can send freely.
-var noLimits = []string{"-max-sms-per-minute=0", "-max-sms-per-hour=0", "-max-sms-per-ip=0",
+// noLimits lifts every send cap and the lookup budget, so tests of other
+// rules can send and check freely.
+var noLimits = []string{"-max-sms-per-minute=0", "-max-sms-per-hour=0", "-max-sms-per-ip=0", "-max-lookups-per-ip=0",
 	"-max-sms-per-number=0", "-max-sms-per-connection=0", "-max-sms-per-prefix=0"}
 
 // testServer is the whole server started through run on a loopback port,

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"verifier/db"
 )
@@ -17,40 +18,89 @@ type keys struct {
 	api    string
 }
 
+// minSecretBytes is the least VERIFIER_SECRET may hold: a shorter secret
+// could be guessed offline from one token.
+const minSecretBytes = 32
+
 // loadKeys takes VERIFIER_SECRET and VERIFIER_API_KEY, or generates each
 // once and keeps it in the database, so restarts keep tokens valid and
-// hosts' configuration working.
-func loadKeys(store *db.Store, getenv func(string) string, stdout io.Writer) (keys, error) {
+// hosts' configuration working. A generated API key is printed once, when
+// it is made; later starts say where it is kept.
+func loadKeys(store *db.Store, getenv func(string) string, stdout io.Writer, log *slog.Logger) (keys, error) {
 	var k keys
-	if secret := getenv("VERIFIER_SECRET"); secret != "" {
-		sum := sha256.Sum256([]byte(secret))
-		k.tokens = sum[:]
-	} else {
-		var err error
-		if k.tokens, err = store.Secret("token-key", randomBytes(32)); err != nil {
-			return k, fmt.Errorf("token key: %w", err)
-		}
+	var err error
+	if k.tokens, err = tokenKey(store, getenv("VERIFIER_SECRET")); err != nil {
+		return k, err
 	}
-	if k.api = getenv("VERIFIER_API_KEY"); k.api == "" {
-		generate := randomBytes(24)
-		hexKey := func() ([]byte, error) {
-			b, err := generate()
-			return []byte(hex.EncodeToString(b)), err
-		}
-		api, err := store.Secret("api-key", hexKey)
-		if err != nil {
-			return k, fmt.Errorf("API key: %w", err)
-		}
-		k.api = string(api)
-		fmt.Fprintf(stdout, "API key for /api/siteverify (kept in the database; set VERIFIER_API_KEY to choose your own): %s\n", k.api)
+	if k.api = getenv("VERIFIER_API_KEY"); k.api != "" {
+		return k, nil
+	}
+	api, created, err := storedAPIKey(store)
+	if err != nil {
+		return k, err
+	}
+	k.api = api
+	if created {
+		fmt.Fprintf(stdout, "API key for /api/siteverify (made now and kept in the database; it is not printed again, `verifier api-key` shows it; set VERIFIER_API_KEY to choose your own): %s\n", k.api)
+	} else {
+		log.Info("the API key for /api/siteverify is kept in the database; `verifier api-key` prints it",
+			"event", "start", "reason", "api_key_kept")
 	}
 	return k, nil
 }
 
-func randomBytes(n int) func() ([]byte, error) {
-	return func() ([]byte, error) {
-		b := make([]byte, n)
-		_, err := rand.Read(b)
-		return b, err
+// storedAPIKey returns the API key kept in the database, making it first
+// if there is none.
+func storedAPIKey(store *db.Store) (key string, created bool, err error) {
+	api, err := store.Secret("api-key", func() ([]byte, error) {
+		created = true
+		b, err := randomBytes(24)
+		return []byte(hex.EncodeToString(b)), err
+	})
+	if err != nil {
+		return "", false, fmt.Errorf("API key: %w", err)
 	}
+	return string(api), created, nil
+}
+
+// printAPIKey is `verifier api-key`: it prints the key hosts send to
+// /api/siteverify, on purpose. The database must not be open in a running
+// server (bbolt locks the file).
+func printAPIKey(dbPath string, getenv func(string) string, stdout io.Writer) error {
+	if key := getenv("VERIFIER_API_KEY"); key != "" {
+		fmt.Fprintln(stdout, key)
+		return nil
+	}
+	store, err := db.Open(dbPath)
+	if err != nil {
+		return fmt.Errorf("%w (is the server running on this file? stop it first)", err)
+	}
+	defer store.Close()
+	key, _, err := storedAPIKey(store)
+	if err == nil {
+		fmt.Fprintln(stdout, key)
+	}
+	return err
+}
+
+func tokenKey(store *db.Store, secret string) ([]byte, error) {
+	if secret == "" {
+		key, err := store.Secret("token-key", func() ([]byte, error) { return randomBytes(32) })
+		if err != nil {
+			return nil, fmt.Errorf("token key: %w", err)
+		}
+		return key, nil
+	}
+	if len(secret) < minSecretBytes {
+		return nil, fmt.Errorf("VERIFIER_SECRET has %d bytes: use at least %d random ones (openssl rand -hex 32 makes 64), or unset it to have one generated and kept in the database",
+			len(secret), minSecretBytes)
+	}
+	sum := sha256.Sum256([]byte(secret))
+	return sum[:], nil
+}
+
+func randomBytes(n int) ([]byte, error) {
+	b := make([]byte, n)
+	_, err := rand.Read(b)
+	return b, err
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -34,14 +35,27 @@ func main() {
 // allows.
 const shutdownBudget = 8 * time.Second
 
-// run starts the server and blocks until ctx ends, then shuts down.
+// run starts the server and blocks until ctx ends, then shuts down. A
+// first argument names another command: `serve` (the default) or
+// `api-key`, which prints the siteverify key.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	command := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		command, args = args[0], args[1:]
+	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
+	switch command {
+	case "serve":
+	case "api-key":
+		return printAPIKey(cfg.listen.dbPath, getenv, stdout)
+	default:
+		return fmt.Errorf("unknown command %q: want serve or api-key", command)
+	}
 	log := newLogger(cfg.listen.logFormat, stderr)
-	store, err := db.Open(cfg.listen.dbPath)
+	store, err := db.Open(cfg.listen.dbPath, db.WithLogger(log))
 	if err != nil {
 		return err
 	}
@@ -57,6 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 type app struct {
 	log     *slog.Logger
 	out     io.Writer // standard output: the listening line
+	metrics http.Handler
 	store   *db.Store
 	hub     *hub.Hub
 	svc     *verify.Service
@@ -74,13 +89,11 @@ func (a *app) serve(ctx context.Context, cfg listenConfig) error {
 	srv := &http.Server{Handler: a.handler,
 		ReadHeaderTimeout: cfg.conns.HandshakeTimeout, // a slow-headers client holds no socket for long
 		IdleTimeout:       2 * time.Minute}
-	if cfg.debugAddr != "" {
-		stopDebug, err := serveDebug(cfg.debugAddr, a.log)
-		if err != nil {
-			return err
-		}
-		defer stopDebug()
+	stopSide, err := a.serveSide(cfg)
+	if err != nil {
+		return err
 	}
+	defer stopSide()
 	fmt.Fprintf(a.out, "verifier listening on http://%s\n", listenURLHost(ln.Addr()))
 
 	background, stopBackground := a.startBackground(ctx)

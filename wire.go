@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -23,7 +24,8 @@ import (
 
 // assemble builds every part on top of the open store and wires them.
 func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io.Writer, log *slog.Logger) (*app, error) {
-	bundle, err := assets.Load()
+	dev := cfg.twilio.sms == nil
+	bundle, err := assets.Load(assets.Options{Dev: dev})
 	if err != nil {
 		return nil, err
 	}
@@ -31,24 +33,23 @@ func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io
 	if err != nil {
 		return nil, err
 	}
-	keys, err := loadKeys(store, getenv, stdout)
+	keys, err := loadKeys(store, getenv, stdout, log)
 	if err != nil {
 		return nil, err
 	}
-	meter, clients := metrics.New(), clientip.New(nil)
+	meter, clients := metrics.New(), clientip.New(cfg.listen.trusted)
 	wsHub := hub.New(hub.Config{AllowedOrigins: cfg.embed.allowedOrigins(), Limits: cfg.listen.conns, ClientAddr: clients.Of}, log)
 	meter.WatchConnections(wsHub.Open)
 	pub := server.Publisher{Hub: wsHub, Texts: texts}
-	sender, status, err := newSender(cfg.twilio, pub, stdout, log)
+	sender, err := newSender(cfg.twilio, pub, stdout, log)
 	if err != nil {
 		return nil, err
 	}
-	status.Observe, status.ClientAddr = meter.Delivery, clients.Of
 	texter, err := channel.NewSMS(countedSender{sender, meter}, bundle.SMSTemplates(), cfg.embed.webOTPHost())
 	if err != nil {
 		return nil, err
 	}
-	tokens, err := token.NewTokens(keys.tokens, store, nil, cfg.rules.IsTestNumber)
+	tokens, err := token.NewTokens(keys.tokens, store, token.Options{IsTest: cfg.rules.IsTestNumber, Dev: dev})
 	if err != nil {
 		return nil, err
 	}
@@ -59,13 +60,34 @@ func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io
 	if err != nil {
 		return nil, err
 	}
-	frontend := &server.Frontend{Rules: svc, Texts: texts, Log: log, HostOrigins: cfg.embed.hostOrigins, Count: meter}
-	handler := server.NewHandler(server.Deps{
-		Hub: wsHub.Endpoint(frontend), OriginAllowed: wsHub.OriginAllowed, Assets: bundle,
-		Health: store.Ping, Log: log, Status: status, Metrics: meter.Handler(),
-		SiteVerify: newSiteVerify(tokens, keys.api, clients, log),
+	a := &app{log: log, out: stdout, store: store, hub: wsHub, svc: svc, metrics: meter.Handler()}
+	a.handler = server.NewHandler(server.Deps{
+		Hub: wsHub.Endpoint(&server.Frontend{Rules: svc, Texts: texts, Log: log, HostOrigins: cfg.embed.hostOrigins, Count: meter}),
+		OriginAllowed: wsHub.OriginAllowed, Assets: bundle, Health: store.Ping, Log: log,
+		Status:     newDeliveryStatus(cfg.twilio, svc, meter, clients, log),
+		Metrics:    a.publicMetrics(cfg.listen),
+		SiteVerify: newSiteVerify(tokens, keys.api, clients, log), Demo: dev || cfg.embed.demo,
 	})
-	return &app{log: log, out: stdout, store: store, hub: wsHub, svc: svc, handler: handler}, nil
+	return a, nil
+}
+
+// publicMetrics is /metrics on the public listener, unless -metrics-addr
+// moves it to its own.
+func (a *app) publicMetrics(cfg listenConfig) http.Handler {
+	if cfg.metricsAddr != "" {
+		return nil
+	}
+	return a.metrics
+}
+
+// newDeliveryStatus checks Twilio's signatures on delivery reports and
+// hands them to the rules; without Twilio it refuses every request.
+func newDeliveryStatus(cfg twilioConfig, rules server.Reports, meter *metrics.Metrics, clients clientip.Resolver, log *slog.Logger) *server.DeliveryStatus {
+	status := &server.DeliveryStatus{Reports: rules, Observe: meter.Delivery, ClientAddr: clients.Of, Log: log}
+	if cfg.sms != nil && cfg.sms.StatusCallback != "" {
+		status.Check, status.URL = sms.NewStatusValidator(cfg.sms.AuthToken), cfg.sms.StatusCallback
+	}
+	return status
 }
 
 // wrongSecretsPerMinute is how many wrong API keys one client address may
@@ -79,23 +101,15 @@ func newSiteVerify(tokens *token.Tokens, apiKey string, clients clientip.Resolve
 }
 
 // newSender texts through Twilio when it is configured, else prints texts
-// and shows them in the page's dev inbox. The status route checks Twilio's
-// signatures; without Twilio it refuses every request.
-func newSender(cfg twilioConfig, pub verify.Publisher, stdout io.Writer, log *slog.Logger) (channel.Sender, *server.DeliveryStatus, error) {
-	status := &server.DeliveryStatus{Pub: pub, Log: log}
-	if cfg.sms == nil {
-		log.Warn("no TWILIO_ACCOUNT_SID: texts are printed on standard output and in the page's dev inbox, not sent",
-			"event", "start", "reason", "console_sender")
-		return sms.NewConsole(stdout, pub), status, nil
+// and shows them in the asking page's dev inbox.
+func newSender(cfg twilioConfig, inbox sms.Inbox, stdout io.Writer, log *slog.Logger) (channel.Sender, error) {
+	if cfg.sms != nil {
+		return sms.NewTwilio(*cfg.sms)
 	}
-	sender, err := sms.NewTwilio(*cfg.sms)
-	if err != nil {
-		return nil, nil, err
-	}
-	if cfg.sms.StatusCallback != "" {
-		status.Check, status.URL = sms.NewStatusValidator(cfg.sms.AuthToken), cfg.sms.StatusCallback
-	}
-	return sender, status, nil
+	log.Warn("development mode: no TWILIO_ACCOUNT_SID, so texts are printed on standard output and in the page's dev inbox, "+
+		"not sent, and every token this server issues is a development token (siteverify answers \"dev\": true)",
+		"event", "start", "reason", "console_sender")
+	return sms.NewConsole(stdout, inbox), nil
 }
 
 // timedStore measures the rules' durable writes.
@@ -119,27 +133,45 @@ type countedSender struct {
 	meter *metrics.Metrics
 }
 
-func (s countedSender) Send(ctx context.Context, to, body string) error {
-	err := s.Sender.Send(ctx, to, body)
+func (s countedSender) Send(ctx context.Context, t channel.Text) error {
+	err := s.Sender.Send(ctx, t)
 	s.meter.SMS(sms.ErrorCode(err))
 	return err
 }
 
-// serveDebug serves net/http/pprof on its own loopback listener, never on
-// the public one.
-func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
+// serveSide starts the side listeners: pprof (loopback only) and /metrics
+// when -metrics-addr moves it off the public listener.
+func (a *app) serveSide(cfg listenConfig) (stop func(), err error) {
+	var servers []*http.Server
+	stop = func() {
+		for _, srv := range servers {
+			srv.Close()
+		}
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	log.Info("pprof listening", "event", "start", "reason", "debug_addr", "addr", ln.Addr().String())
-	return func() { srv.Close() }, nil
+	if cfg.debugAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		servers = append(servers, &http.Server{Addr: cfg.debugAddr, Handler: mux})
+	}
+	if cfg.metricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.metrics)
+		servers = append(servers, &http.Server{Addr: cfg.metricsAddr, Handler: mux})
+	}
+	for _, srv := range servers {
+		srv.ReadHeaderTimeout = 10 * time.Second
+		ln, err := net.Listen("tcp", srv.Addr)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		go srv.Serve(ln)
+		a.log.Info("side listener", "event", "start", "reason", "side_listener", "addr", ln.Addr().String())
+		fmt.Fprintf(a.out, "verifier side listener on http://%s\n", listenURLHost(ln.Addr()))
+	}
+	return stop, nil
 }

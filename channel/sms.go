@@ -12,9 +12,16 @@ import (
 	"verifier/verify"
 )
 
+// Text is one text message.
+type Text struct {
+	To   string // E.164
+	Body string
+	Conn string // the connection that asked for it (the dev inbox shows it there only)
+}
+
 // Sender carries a text message to a number.
 type Sender interface {
-	Send(ctx context.Context, to, body string) error
+	Send(ctx context.Context, t Text) error
 }
 
 // SMS texts the code. Its last line is the WebOTP one, naming the host
@@ -43,7 +50,7 @@ func NewSMS(sender Sender, texts map[string]string, webOTPHost string) (*SMS, er
 
 // Deliver implements verify.Channel.
 func (c *SMS) Deliver(ctx context.Context, d verify.Delivery) error {
-	return c.sender.Send(ctx, d.To, c.body(d))
+	return c.sender.Send(ctx, Text{To: d.To, Body: c.body(d), Conn: d.Conn})
 }
 
 func (c *SMS) body(d verify.Delivery) string {

@@ -8,10 +8,10 @@ import (
 	"verifier/verify"
 )
 
-type recorder struct{ to, body string }
+type recorder struct{ to, body, conn string }
 
-func (r *recorder) Send(_ context.Context, to, body string) error {
-	r.to, r.body = to, body
+func (r *recorder) Send(_ context.Context, t Text) error {
+	r.to, r.body, r.conn = t.To, t.Body, t.Conn
 	return nil
 }
 
@@ -22,8 +22,8 @@ func TestSMSFollowsTheLanguageAndTheAskingHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sms.Deliver(context.Background(), verify.Delivery{To: "+14155552671", Code: "123456", Lang: "es", Host: "shop.example"})
-	if rec.to != "+14155552671" || rec.body != "Tu código de verificación es: 123456\n\n@shop.example #123456" {
+	sms.Deliver(context.Background(), verify.Delivery{To: "+14155552671", Code: "123456", Lang: "es", Host: "shop.example", Conn: "c1"})
+	if rec.to != "+14155552671" || rec.conn != "c1" || rec.body != "Tu código de verificación es: 123456\n\n@shop.example #123456" {
 		t.Fatalf("to %q, body %q", rec.to, rec.body)
 	}
 	sms.Deliver(context.Background(), verify.Delivery{To: "+14155552671", Code: "654321", Lang: "xx"})

@@ -6,6 +6,8 @@ package hub
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -85,11 +87,13 @@ type Hub struct {
 	unregister chan *Conn
 	subscribe  chan subscription
 	publish    chan publication
+	direct     chan directSend
 	closeAll   chan chan struct{}
 	stopped    chan struct{}
 
 	ctx      context.Context // cancelled at shutdown, handed to the Handler
 	cancel   context.CancelFunc
+	idPrefix string // random per hub, so an id stored before a restart names no new connection
 	nextID   atomic.Uint64
 	closing  atomic.Bool
 	conns    sync.WaitGroup // readers still running
@@ -111,6 +115,11 @@ type publication struct {
 	exclude string
 }
 
+type directSend struct {
+	conn   string
+	render Render
+}
+
 // Render makes a frame for connections tagged tag (see Conn.SetTag). It
 // runs on the hub's goroutine, once per tag among the listeners.
 type Render func(tag string) []byte
@@ -130,6 +139,8 @@ func New(cfg Config, log *slog.Logger) *Hub {
 		unregister: make(chan *Conn),
 		subscribe:  make(chan subscription),
 		publish:    make(chan publication, 256),
+		direct:     make(chan directSend, 256),
+		idPrefix:   randomPrefix(),
 		closeAll:   make(chan chan struct{}),
 		stopped:    make(chan struct{}),
 		ctx:        ctx, cancel: cancel,
@@ -167,7 +178,7 @@ func (h *Hub) OriginAllowed(r *http.Request) bool {
 
 func (h *Hub) run() {
 	defer close(h.stopped)
-	st := &hubState{conns: map[*Conn]bool{}, topics: map[string]map[*Conn]bool{}}
+	st := &hubState{conns: map[*Conn]bool{}, byID: map[string]*Conn{}, topics: map[string]map[*Conn]bool{}}
 	// One ticker pings every connection, rather than a timer per socket.
 	ping := time.NewTicker(h.cfg.PongWait * 9 / 10)
 	defer ping.Stop()
@@ -176,16 +187,21 @@ func (h *Hub) run() {
 		case now := <-ping.C:
 			st.ping(now, h.cfg.Limits.IdleTimeout)
 		case c := <-h.register:
-			st.conns[c] = true
+			st.conns[c], st.byID[c.id] = true, c
 		case c := <-h.unregister:
 			if st.conns[c] {
 				st.leave(c)
 				delete(st.conns, c)
+				delete(st.byID, c.id)
 			}
 		case sub := <-h.subscribe:
 			st.join(sub.conn, sub.topic)
 		case p := <-h.publish:
 			deliver(st.topics[p.topic], p)
+		case d := <-h.direct:
+			if c := st.byID[d.conn]; c != nil {
+				c.Send(d.render(c.Tag()))
+			}
 		case done := <-h.closeAll:
 			st.closeAll()
 			close(done)
@@ -198,6 +214,7 @@ func (h *Hub) run() {
 // goroutine.
 type hubState struct {
 	conns  map[*Conn]bool
+	byID   map[string]*Conn
 	topics map[string]map[*Conn]bool
 }
 
@@ -312,7 +329,7 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, handler Handler) {
 
 func (h *Hub) newConn(ws *websocket.Conn, client, origin string, handler Handler) *Conn {
 	c := &Conn{
-		id:      "c" + strconv.FormatUint(h.nextID.Add(1), 10),
+		id:      h.idPrefix + strconv.FormatUint(h.nextID.Add(1), 10),
 		ws:      ws,
 		hub:     h,
 		send:    make(chan []byte, h.cfg.SendQueue),
@@ -372,6 +389,21 @@ func (h *Hub) Publish(topic string, render Render, exclude string) {
 	case h.publish <- publication{topic, render, exclude}:
 	case <-h.stopped:
 	}
+}
+
+// SendTo queues a frame, rendered for its tag, for the connection whose ID
+// is conn, if it is still open.
+func (h *Hub) SendTo(conn string, render Render) {
+	select {
+	case h.direct <- directSend{conn, render}:
+	case <-h.stopped:
+	}
+}
+
+func randomPrefix() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return "c" + hex.EncodeToString(b) + "."
 }
 
 // Shutdown refuses new connections, closes every open one with 1001 (going

@@ -28,7 +28,7 @@ func (subscriber) HandleFrame(_ context.Context, c *Conn, frame []byte) {
 		topic = t
 	}
 	c.Subscribe(topic)
-	c.Send([]byte("subscribed"))
+	c.Send([]byte("subscribed " + c.ID()))
 }
 
 func startHub(t *testing.T, cfg Config) (*Hub, string) {
@@ -46,6 +46,13 @@ func startHub(t *testing.T, cfg Config) (*Hub, string) {
 
 func subscribe(t *testing.T, url, topic string) *websocket.Conn {
 	t.Helper()
+	ws, _ := subscribeID(t, url, topic)
+	return ws
+}
+
+// subscribeID subscribes and learns the connection's id.
+func subscribeID(t *testing.T, url, topic string) (*websocket.Conn, string) {
+	t.Helper()
 	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -53,16 +60,19 @@ func subscribe(t *testing.T, url, topic string) *websocket.Conn {
 	t.Cleanup(func() { ws.Close() })
 	ws.WriteMessage(websocket.TextMessage, []byte(topic))
 	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, msg, err := ws.ReadMessage(); err != nil || string(msg) != "subscribed" {
+	_, msg, err := ws.ReadMessage()
+	id, ok := strings.CutPrefix(string(msg), "subscribed ")
+	if err != nil || !ok {
 		t.Fatalf("subscribe: %q, %v", msg, err)
 	}
-	return ws
+	return ws, id
 }
 
 func TestPublishReachesSubscribersOfTheTopicExceptTheExcluded(t *testing.T) {
 	h, url := startHub(t, Config{})
-	a, b, other := subscribe(t, url, "+1"), subscribe(t, url, "+1"), subscribe(t, url, "+2")
-	h.Publish("+1", same([]byte("hello")), "c1") // c1 is a, the first connection
+	a, aID := subscribeID(t, url, "+1")
+	b, other := subscribe(t, url, "+1"), subscribe(t, url, "+2")
+	h.Publish("+1", same([]byte("hello")), aID)
 	b.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, msg, err := b.ReadMessage(); err != nil || string(msg) != "hello" {
 		t.Fatalf("b got %q, %v", msg, err)
@@ -356,5 +366,32 @@ func TestPublishedFramesAreRenderedPerTag(t *testing.T) {
 	}
 	if n := rendered.Load(); n != 2 {
 		t.Fatalf("rendered %d times for 3 listeners in 2 languages", n)
+	}
+}
+
+func TestSendToReachesOneConnectionOnlyAndIgnoresGoneOnes(t *testing.T) {
+	h, url := startHub(t, Config{})
+	a, aID := subscribeID(t, url, "tag fr +1")
+	b := subscribe(t, url, "+1")
+	h.SendTo(aID, func(tag string) []byte { return []byte("for you in " + tag) })
+	h.SendTo("c-gone.1", func(string) []byte { t.Error("rendered for a connection that is not there"); return nil })
+	h.Publish("+1", same([]byte("for all")), "")
+	a.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, msg, err := a.ReadMessage(); err != nil || string(msg) != "for you in fr" {
+		t.Fatalf("a got %q, %v", msg, err)
+	}
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, msg, err := b.ReadMessage(); err != nil || string(msg) != "for all" {
+		t.Fatalf("b got %q, %v; the direct frame must not reach it", msg, err)
+	}
+}
+
+func TestConnectionIDsDifferBetweenHubs(t *testing.T) {
+	_, url1 := startHub(t, Config{})
+	_, url2 := startHub(t, Config{})
+	_, id1 := subscribeID(t, url1, "+1")
+	_, id2 := subscribeID(t, url2, "+1")
+	if id1 == id2 {
+		t.Fatalf("two hubs (a restart) both named their first connection %q", id1)
 	}
 }

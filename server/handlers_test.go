@@ -30,16 +30,18 @@ type recordingPub struct {
 	to  []string
 }
 
-func (p *recordingPub) Publish(phone string, o verify.Outcome, _ string) {
+// Delivered records the reports the rules would pass on.
+func (p *recordingPub) Delivered(_ context.Context, o verify.Outcome) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.got = append(p.got, o)
-	p.to = append(p.to, phone)
+	p.to = append(p.to, o.Phone)
+	return nil
 }
 
 func newStatusHandler() (*DeliveryStatus, *recordingPub) {
 	pub := &recordingPub{}
-	return &DeliveryStatus{Check: sms.NewStatusValidator(statusToken), URL: statusURL, Pub: pub,
+	return &DeliveryStatus{Check: sms.NewStatusValidator(statusToken), URL: statusURL, Reports: pub,
 		ClientAddr: clientip.New(nil).Of, Log: slog.New(slog.DiscardHandler)}, pub
 }
 
@@ -182,7 +184,7 @@ func (m *memSpent) Spend(_ context.Context, id string, _ time.Time) (bool, error
 }
 
 func FuzzSiteverify(f *testing.F) {
-	tokens, err := token.NewTokens([]byte("0123456789abcdef0123456789abcdef"), &memSpent{ids: map[string]bool{}}, nil, nil)
+	tokens, err := token.NewTokens([]byte("0123456789abcdef0123456789abcdef"), &memSpent{ids: map[string]bool{}}, token.Options{})
 	if err != nil {
 		f.Fatal(err)
 	}

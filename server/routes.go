@@ -6,10 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"html/template"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"verifier/assets"
 )
@@ -24,6 +27,9 @@ type Deps struct {
 	Metrics       http.Handler
 	Health        func() error
 	Log           *slog.Logger
+	// Demo serves the demo shop (/demo/embed, /demo.css): in development
+	// mode or when asked for, never by default in production.
+	Demo bool
 }
 
 // NewHandler returns every route of the server.
@@ -45,13 +51,58 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		w.Header().Set("Vary", "Origin")
 		writeJSON(w, http.StatusOK, map[string]bool{"allowed": d.OriginAllowed(r)})
 	})
-	mux.Handle("POST /api/siteverify", d.SiteVerify)
-	mux.Handle("GET /demo/embed", pageHeaders(static("text/html; charset=utf-8", a.Demo)))
-	mux.Handle("GET /demo.css", pageHeaders(static("text/css; charset=utf-8", a.DemoCSS)))
-	mux.Handle("POST /demo/embed", pageHeaders(demoSignup(d.SiteVerify)))
-	mux.Handle("POST /twilio/status", d.Status)
+	mux.Handle("POST /api/siteverify", limitBody(d.SiteVerify, maxBody, bodyReadTimeout, siteverifyTooLarge))
+	mux.Handle("POST /twilio/status", limitBody(d.Status, maxBody, bodyReadTimeout, errorTooLarge))
 	mux.Handle("GET /metrics", d.Metrics)
 	mux.Handle("GET /healthz", Healthz(d.Health, d.Log))
+	if d.Demo {
+		mux.Handle("GET /demo/embed", pageHeaders(static("text/html; charset=utf-8", a.Demo)))
+		mux.Handle("GET /demo.css", pageHeaders(static("text/css; charset=utf-8", a.DemoCSS)))
+		mux.Handle("POST /demo/embed", pageHeaders(limitBody(demoSignup(d.SiteVerify), maxBody, bodyReadTimeout, errorTooLarge)))
+	}
+}
+
+// What a POST route reads: at most maxBody bytes, all of it within
+// bodyReadTimeout of the handler starting.
+const (
+	maxBody         = 64 << 10
+	bodyReadTimeout = 5 * time.Second
+)
+
+// limitBody reads a request's whole body before next runs, at most max
+// bytes and within d, so a client that trickles a body is cut off instead
+// of holding a goroutine and a socket. A larger body is answered by
+// tooLarge (413); one not in within d gets 408 and the connection is
+// closed. next then reads the body from memory.
+func limitBody(next http.Handler, max int64, d time.Duration, tooLarge func(http.ResponseWriter)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		// Fails only on a writer without a connection (a test recorder):
+		// the size limit still holds there.
+		rc.SetReadDeadline(time.Now().Add(d))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			tooLarge(w) // MaxBytesReader has marked the connection to close
+			return
+		case err != nil: // too slow, or the client went away mid-body
+			w.Header().Set("Connection", "close")
+			writeJSON(w, http.StatusRequestTimeout, map[string]string{"error": "request body not received in time"})
+			return
+		}
+		// The body is in: lift the deadline, so the handler's time (and the
+		// server's watch for a client hanging up) is not cut short by it.
+		rc.SetReadDeadline(time.Time{})
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// errorTooLarge is limitBody's 413 for routes without an answer shape of
+// their own.
+func errorTooLarge(w http.ResponseWriter) {
+	writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "request body larger than 64 KiB"})
 }
 
 // Healthz answers 200 only while health (the database's ping) succeeds.
@@ -134,7 +185,6 @@ var demoResult = template.Must(template.New("result").Parse(`<!doctype html>
 // way a host's server would, through the same siteverify code.
 func demoSignup(sv *SiteVerify) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxSiteverifyBody)
 		if err := r.ParseForm(); err != nil {
 			http.Error(w, "bad form", http.StatusBadRequest)
 			return

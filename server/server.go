@@ -14,9 +14,11 @@ import (
 	"verifier/verify"
 )
 
-// Frames is what the glue needs of the hub: fan-out by topic.
+// Frames is what the glue needs of the hub: fan-out by topic, and frames
+// for one connection.
 type Frames interface {
 	Publish(topic string, render hub.Render, exclude string)
+	SendTo(conn string, render hub.Render)
 }
 
 // Publisher adapts the hub to verify.Publisher: each listener gets the
@@ -30,10 +32,19 @@ type Publisher struct {
 // goes only to the connection that typed the code.
 func (p Publisher) Publish(phone string, o verify.Outcome, exceptConn string) {
 	o.Token = ""
-	p.Hub.Publish(phone, func(lang string) []byte {
+	p.Hub.Publish(phone, p.renderer(o), exceptConn)
+}
+
+// Tell implements verify.Publisher.
+func (p Publisher) Tell(conn string, o verify.Outcome) {
+	p.Hub.SendTo(conn, p.renderer(o))
+}
+
+func (p Publisher) renderer(o verify.Outcome) hub.Render {
+	return func(lang string) []byte {
 		frame, _ := p.Texts.render(o, lang)
 		return frame
-	}, exceptConn)
+	}
 }
 
 // Rules is what the glue needs of verify.Service.

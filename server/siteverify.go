@@ -26,6 +26,7 @@ const (
 	errSpentToken    = "timeout-or-duplicate"
 	errBadRequest    = "bad-request"
 	errRateLimited   = "rate-limited"
+	errTooLarge      = "request-too-large"
 	errInternal      = "internal-error"
 )
 
@@ -36,9 +37,12 @@ type Redeemer interface {
 
 // SiteVerify answers host back ends checking a token with the API key.
 type SiteVerify struct {
-	Tokens       Redeemer
-	APIKey       string
-	WrongSecrets *verify.Limiter // per client address
+	Tokens Redeemer
+	APIKey string
+	// WrongSecrets counts wrong API keys per client address. Only wrong
+	// keys count and only they are refused past the budget: the right key
+	// works from any address, however many wrong ones it sent.
+	WrongSecrets *verify.Limiter
 	ClientAddr   func(*http.Request) string
 	Log          *slog.Logger
 }
@@ -49,6 +53,7 @@ type siteverifyResult struct {
 	Phone      string   `json:"phone_number,omitempty"`
 	VerifiedAt string   `json:"verified_at,omitempty"`
 	Test       bool     `json:"test,omitempty"`
+	Dev        bool     `json:"dev,omitempty"` // issued with no SMS provider configured
 	ErrorCodes []string `json:"error-codes,omitempty"`
 	RetryAfter int      `json:"retry_after,omitempty"`
 }
@@ -57,8 +62,8 @@ func failure(status int, codes ...string) (int, siteverifyResult) {
 	return status, siteverifyResult{ErrorCodes: codes}
 }
 
-const maxSiteverifyBody = 8 << 10
-
+// ServeHTTP answers POST /api/siteverify. It reads the body as it comes:
+// mount it behind limitBody, which bounds its size and read time.
 func (sv *SiteVerify) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status, res := sv.check(r)
 	if res.RetryAfter > 0 {
@@ -67,21 +72,19 @@ func (sv *SiteVerify) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, res)
 }
 
+// siteverifyTooLarge answers a body over limitBody's limit in siteverify's
+// own shape, {"success": false, "error-codes": ["request-too-large"]}
+// with 413, since the contract says every refusal looks like that.
+func siteverifyTooLarge(w http.ResponseWriter) {
+	writeJSON(w, http.StatusRequestEntityTooLarge, siteverifyResult{ErrorCodes: []string{errTooLarge}})
+}
+
 func (sv *SiteVerify) check(r *http.Request) (int, siteverifyResult) {
-	if wait, _ := sv.WrongSecrets.Wait(sv.subject(r), time.Now()); wait > 0 {
-		status, res := failure(http.StatusTooManyRequests, errRateLimited)
-		res.RetryAfter = *seconds(wait)
-		return status, res
-	}
 	secret, token, err := readSiteverifyInput(r)
 	if err != nil {
 		return failure(http.StatusBadRequest, errBadRequest)
 	}
 	return sv.verify(r, secret, token)
-}
-
-func (sv *SiteVerify) subject(r *http.Request) verify.Subject {
-	return verify.Subject{Client: sv.ClientAddr(r)}
 }
 
 // verify checks the secret, then redeems the token.
@@ -100,11 +103,24 @@ func (sv *SiteVerify) verify(r *http.Request, secret, token string) (int, siteve
 	// Hashing first makes the comparison constant-time in the length too.
 	given, want := sha256.Sum256([]byte(secret)), sha256.Sum256([]byte(sv.APIKey))
 	if subtle.ConstantTimeCompare(given[:], want[:]) != 1 {
-		sv.WrongSecrets.Take(sv.subject(r), time.Now())
-		sv.Log.Warn("siteverify", "event", "siteverify", "reason", errInvalidSecret, "client", client)
-		return failure(http.StatusUnauthorized, errInvalidSecret)
+		return sv.wrongSecret(client)
 	}
 	return sv.redeem(r.Context(), token, client)
+}
+
+// wrongSecret counts a wrong API key against its address and refuses it:
+// 401 within the budget, 429 past it. Counting and checking are one Take,
+// so parallel guesses cannot all pass before any is counted.
+func (sv *SiteVerify) wrongSecret(client string) (int, siteverifyResult) {
+	wait, _, ok := sv.WrongSecrets.Take(verify.Subject{Client: client}, time.Now())
+	if !ok {
+		sv.Log.Warn("siteverify", "event", "siteverify", "reason", errRateLimited, "client", client)
+		status, res := failure(http.StatusTooManyRequests, errRateLimited)
+		res.RetryAfter = *seconds(wait)
+		return status, res
+	}
+	sv.Log.Warn("siteverify", "event", "siteverify", "reason", errInvalidSecret, "client", client)
+	return failure(http.StatusUnauthorized, errInvalidSecret)
 }
 
 // redeemErrors maps the token's refusals to siteverify's error codes.
@@ -134,13 +150,14 @@ func (sv *SiteVerify) redeem(ctx context.Context, token, client string) (int, si
 		Phone:      claims.Phone,
 		VerifiedAt: time.Unix(claims.VerifiedAt, 0).UTC().Format(time.RFC3339),
 		Test:       claims.Test,
+		Dev:        claims.Dev,
 	}
 }
 
 // readSiteverifyInput takes a form or a JSON object. "response" is
-// accepted for "token", as captcha clients send it.
+// accepted for "token", as captcha clients send it. The body's size and
+// read time are limitBody's business.
 func readSiteverifyInput(r *http.Request) (secret, token string, err error) {
-	r.Body = http.MaxBytesReader(nil, r.Body, maxSiteverifyBody)
 	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mediaType == "application/json" {
 		var in struct {

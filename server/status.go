@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
@@ -13,12 +14,18 @@ type SignatureChecker interface {
 	Validate(url string, params map[string]string, expectedSignature string) bool
 }
 
+// Reports is what the status route needs of the rules: they pass a report
+// to the connection that asked for the text.
+type Reports interface {
+	Delivered(ctx context.Context, report verify.Outcome) error
+}
+
 // DeliveryStatus takes Twilio's message status callbacks and tells the
-// pages waiting on the number whether the text arrived.
+// page that asked for the text whether it arrived.
 type DeliveryStatus struct {
 	Check   SignatureChecker // nil: no Twilio credentials, so every request is refused
 	URL     string           // the URL Twilio calls, as signed: the public URL, not r.Host
-	Pub     verify.Publisher
+	Reports Reports
 	Observe func(status string) // counts accepted reports; may be nil
 	// ClientAddr names the caller, for the log.
 	ClientAddr func(*http.Request) string
@@ -41,7 +48,7 @@ func (d *DeliveryStatus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, status, map[string]string{"error": problem})
 		return
 	}
-	d.report(params)
+	d.report(r.Context(), params)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -66,9 +73,9 @@ func (d *DeliveryStatus) readSigned(w http.ResponseWriter, r *http.Request) (map
 	return params, 0, ""
 }
 
-// report tells the pages on the number about a status worth hearing;
-// queued, sending, accepted and the like are only counted.
-func (d *DeliveryStatus) report(params map[string]string) {
+// report tells the page that asked about a status worth hearing; queued,
+// sending, accepted and the like are only counted.
+func (d *DeliveryStatus) report(ctx context.Context, params map[string]string) {
 	status, to := params["MessageStatus"], params["To"]
 	kind, ok := deliveryKinds[status]
 	if d.Observe != nil {
@@ -85,7 +92,10 @@ func (d *DeliveryStatus) report(params map[string]string) {
 	if kind == verify.DeliveryFailed {
 		o.ErrorCode = params["ErrorCode"]
 	}
-	d.Pub.Publish(to, o, "")
+	if err := d.Reports.Delivered(ctx, o); err != nil {
+		d.Log.Error("sms status", "event", "sms_status", "reason", "store_error", "err", err)
+		return
+	}
 	d.Log.Info("sms status", "event", "sms_status", "reason", kind.String(), "phone", verify.MaskPhone(to),
 		"message_sid", params["MessageSid"], "error_code", params["ErrorCode"])
 }

@@ -18,25 +18,34 @@ import (
 type Console struct {
 	mu    sync.Mutex
 	out   io.Writer
-	inbox verify.Publisher // nil: print only
+	inbox Inbox // nil: print only
 }
 
 var _ channel.Sender = (*Console)(nil)
 
-// NewConsole prints to out and, if inbox is not nil, publishes each text.
-func NewConsole(out io.Writer, inbox verify.Publisher) *Console {
+// Inbox shows a printed text to the connection that asked for it.
+type Inbox interface {
+	Tell(conn string, o verify.Outcome)
+}
+
+// NewConsole prints to out and, if inbox is not nil, shows each text in
+// the asking page's dev inbox.
+func NewConsole(out io.Writer, inbox Inbox) *Console {
 	return &Console{out: out, inbox: inbox}
 }
 
 // Send writes "DEV SMS to <E.164>: <body>" as one line.
-func (c *Console) Send(_ context.Context, to, body string) error {
+func (c *Console) Send(_ context.Context, t channel.Text) error {
 	c.mu.Lock()
-	_, err := fmt.Fprintf(c.out, "DEV SMS to %s: %s\n", to, OneLine(body))
+	_, err := fmt.Fprintf(c.out, "DEV SMS to %s: %s\n", t.To, OneLine(t.Body))
 	c.mu.Unlock()
-	if err == nil && c.inbox != nil {
-		c.inbox.Publish(to, verify.Outcome{Kind: verify.DevText, Phone: to, Body: body}, "")
+	if err != nil {
+		return fmt.Errorf("console: %w: %w", verify.ErrNotSent, err)
 	}
-	return err
+	if c.inbox != nil && t.Conn != "" {
+		c.inbox.Tell(t.Conn, verify.Outcome{Kind: verify.DevText, Phone: t.To, Body: t.Body})
+	}
+	return nil
 }
 
 // OneLine joins a multi-line body with " | " so a log line stays one line.

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"verifier/channel"
 	"verifier/sms/faketwilio"
 	"verifier/verify"
 )
@@ -37,7 +39,7 @@ func TestTwilioSendsThroughTheConfiguredBaseURL(t *testing.T) {
 		c.StatusCallback = "https://verify.example.com/twilio/status"
 		c.ValidFor = 10 * time.Minute
 	})
-	if err := tw.Send(context.Background(), msgTo, msgBody); err != nil {
+	if err := tw.Send(context.Background(), channel.Text{To: msgTo, Body: msgBody}); err != nil {
 		t.Fatal(err)
 	}
 	got := fake.Messages()
@@ -50,7 +52,7 @@ func TestTwilioSendsThroughTheConfiguredBaseURL(t *testing.T) {
 func TestTwilioMessagingService(t *testing.T) {
 	fake := faketwilio.New(sid, token)
 	tw := newTwilio(t, fake, func(c *TwilioConfig) { c.From = ""; c.MessagingServiceSID = "MG123" })
-	if err := tw.Send(context.Background(), msgTo, msgBody); err != nil {
+	if err := tw.Send(context.Background(), channel.Text{To: msgTo, Body: msgBody}); err != nil {
 		t.Fatal(err)
 	}
 	if m := fake.Messages()[0]; m.MessagingServiceSID != "MG123" || m.From != "" {
@@ -58,19 +60,25 @@ func TestTwilioMessagingService(t *testing.T) {
 	}
 }
 
-func TestTwilioErrorsMapToRejectedOrFailed(t *testing.T) {
+// TestTwilioErrorsSayWhatTheyProve: a rejected number, a text that
+// provably never left (nothing is counted for it), or an uncertain failure
+// that may have sent it (the code stays valid and counted).
+func TestTwilioErrorsSayWhatTheyProve(t *testing.T) {
+	const rejected, notSent, uncertain = "rejected", "not sent", "uncertain"
 	cases := []struct {
-		name     string
-		failure  *faketwilio.Failure
-		token    string
-		rejected bool
+		name    string
+		failure *faketwilio.Failure
+		token   string
+		want    string
 	}{
-		{"invalid number 21211", &faketwilio.Failure{HTTPStatus: 400, Code: 21211}, token, true},
-		{"not a mobile 21614", &faketwilio.Failure{HTTPStatus: 400, Code: 21614}, token, true},
-		{"server error with JSON", &faketwilio.Failure{HTTPStatus: 500, Code: 20500}, token, false},
-		{"server error without JSON", &faketwilio.Failure{HTTPStatus: 503}, token, false},
-		{"too slow", &faketwilio.Failure{HTTPStatus: 201, Code: 1, Delay: 3 * time.Second}, token, false},
-		{"wrong credentials", nil, "wrongtoken", false},
+		{"invalid number 21211", &faketwilio.Failure{HTTPStatus: 400, Code: 21211}, token, rejected},
+		{"not a mobile 21614", &faketwilio.Failure{HTTPStatus: 400, Code: 21614}, token, rejected},
+		{"refused request 21606", &faketwilio.Failure{HTTPStatus: 400, Code: 21606}, token, notSent},
+		{"too many requests", &faketwilio.Failure{HTTPStatus: 429, Code: 20429}, token, notSent},
+		{"wrong credentials", nil, "wrongtoken", notSent},
+		{"server error with JSON", &faketwilio.Failure{HTTPStatus: 500, Code: 20500}, token, uncertain},
+		{"server error without JSON", &faketwilio.Failure{HTTPStatus: 503}, token, uncertain},
+		{"too slow", &faketwilio.Failure{HTTPStatus: 201, Code: 1, Delay: 3 * time.Second}, token, uncertain},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,17 +86,42 @@ func TestTwilioErrorsMapToRejectedOrFailed(t *testing.T) {
 			fake.SetFailure(tc.failure)
 			tw := newTwilio(t, fake, func(c *TwilioConfig) { c.AuthToken = tc.token })
 			start := time.Now()
-			err := tw.Send(context.Background(), msgTo, msgBody)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if errors.Is(err, verify.ErrRejectedNumber) != tc.rejected {
-				t.Fatalf("err %v: rejected = %v, want %v", err, !tc.rejected, tc.rejected)
+			err := tw.Send(context.Background(), channel.Text{To: msgTo, Body: msgBody})
+			if got := proves(err); got != tc.want {
+				t.Fatalf("err %v: %s, want %s", err, got, tc.want)
 			}
 			if d := time.Since(start); d > 2500*time.Millisecond {
 				t.Fatalf("took %v, the timeout is 1 s", d)
 			}
 		})
+	}
+}
+
+func proves(err error) string {
+	switch {
+	case err == nil:
+		return "no error"
+	case errors.Is(err, verify.ErrRejectedNumber):
+		return "rejected"
+	case errors.Is(err, verify.ErrNotSent):
+		return "not sent"
+	}
+	return "uncertain"
+}
+
+func TestTwilioDownProvesNothingWasSent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	tw, err := NewTwilio(TwilioConfig{AccountSID: sid, AuthToken: token, From: "+15005550006", APIURL: url, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Send(context.Background(), channel.Text{To: msgTo, Body: msgBody}); proves(err) != "not sent" {
+		t.Fatalf("err %v: %s, want not sent", err, proves(err))
 	}
 }
 
@@ -108,7 +141,7 @@ func TestTwilioConfigIsChecked(t *testing.T) {
 func TestConsolePrintsOneLinePerMessage(t *testing.T) {
 	var out bytes.Buffer
 	c := NewConsole(&out, nil)
-	c.Send(context.Background(), "+14155552671", "Your verification code is: 123456\n\n@example.com #123456")
+	c.Send(context.Background(), channel.Text{To: "+14155552671", Body: "Your verification code is: 123456\n\n@example.com #123456"})
 	want := "DEV SMS to +14155552671: Your verification code is: 123456 | @example.com #123456\n"
 	if out.String() != want {
 		t.Fatalf("printed %q, want %q", out.String(), want)

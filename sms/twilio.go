@@ -112,9 +112,9 @@ var rejectedCodes = map[int]bool{
 
 // Send posts the message. The SDK takes no context; the HTTP client's
 // timeout bounds the call.
-func (t *Twilio) Send(_ context.Context, to, body string) error {
+func (t *Twilio) Send(_ context.Context, text channel.Text) error {
 	params := &api.CreateMessageParams{}
-	params.SetTo(to).SetBody(body)
+	params.SetTo(text.To).SetBody(text.Body)
 	if t.cfg.MessagingServiceSID != "" {
 		params.SetMessagingServiceSid(t.cfg.MessagingServiceSID)
 	} else {
@@ -127,11 +127,27 @@ func (t *Twilio) Send(_ context.Context, to, body string) error {
 		params.SetValidityPeriod(min(secs, 36000))
 	}
 	_, err := t.api.CreateMessage(params)
+	return classify(err)
+}
+
+// classify says what a failed request proves. Twilio's own 4xx answers,
+// and the client's checks before any request, mean nothing was sent; so
+// does a connection that was never made. A timeout, a 5xx or a connection
+// cut mid-request may have sent the text.
+func classify(err error) error {
 	if err == nil {
 		return nil
 	}
-	if restErr, ok := errors.AsType[*client.TwilioRestError](err); ok && rejectedCodes[restErr.Code] {
-		return fmt.Errorf("twilio %d: %w: %w", restErr.Code, verify.ErrRejectedNumber, restErr)
+	if restErr, ok := errors.AsType[*client.TwilioRestError](err); ok {
+		switch {
+		case rejectedCodes[restErr.Code]:
+			return fmt.Errorf("twilio %d: %w: %w", restErr.Code, verify.ErrRejectedNumber, restErr)
+		case restErr.Status >= 400 && restErr.Status < 500:
+			return fmt.Errorf("twilio %d: %w: %w", restErr.Code, verify.ErrNotSent, restErr)
+		}
+	}
+	if opErr, ok := errors.AsType[*net.OpError](err); ok && opErr.Op == "dial" {
+		return fmt.Errorf("twilio: %w: %w", verify.ErrNotSent, err)
 	}
 	return fmt.Errorf("twilio: %w", err)
 }

@@ -39,6 +39,7 @@ type Claims struct {
 	Expires    int64  `json:"x"` // unix seconds
 	ID         string `json:"n"`
 	Test       bool   `json:"t,omitempty"`
+	Dev        bool   `json:"d,omitempty"` // issued with no SMS provider: the code was printed, not sent
 }
 
 // Tokens signs proofs of verification with HMAC-SHA256 and redeems each
@@ -48,21 +49,30 @@ type Tokens struct {
 	spent SpentTokens
 	now   func() time.Time
 	test  func(phone string) bool
+	dev   bool
 }
 
-// NewTokens signs with key (at least 32 bytes). isTest, which may be nil,
-// marks the configured test numbers.
-func NewTokens(key []byte, spent SpentTokens, now func() time.Time, isTest func(string) bool) (*Tokens, error) {
+// Options tune NewTokens; the zero value is production with the real clock.
+type Options struct {
+	Now    func() time.Time  // nil: time.Now
+	IsTest func(string) bool // marks the configured test numbers; nil: none
+	Dev    bool              // development mode (no SMS provider): every token says so
+}
+
+// NewTokens signs with key (at least 32 bytes) and remembers spent tokens
+// in spent.
+func NewTokens(key []byte, spent SpentTokens, opts Options) (*Tokens, error) {
 	if len(key) < 32 {
 		return nil, fmt.Errorf("token key has %d bytes, want at least 32", len(key))
 	}
+	now, isTest := opts.Now, opts.IsTest
 	if now == nil {
 		now = time.Now
 	}
 	if isTest == nil {
 		isTest = func(string) bool { return false }
 	}
-	return &Tokens{key: key, spent: spent, now: now, test: isTest}, nil
+	return &Tokens{key: key, spent: spent, now: now, test: isTest, dev: opts.Dev}, nil
 }
 
 const tokenPrefix = "v1."
@@ -81,7 +91,7 @@ func (t *Tokens) Issue(phone string, verifiedAt time.Time) (string, error) {
 	}
 	claims, err := json.Marshal(Claims{
 		Phone: phone, VerifiedAt: verifiedAt.Unix(), Expires: t.now().Add(TokenTTL).Unix(),
-		ID: hex.EncodeToString(nonce), Test: t.test(phone),
+		ID: hex.EncodeToString(nonce), Test: t.test(phone), Dev: t.dev,
 	})
 	if err != nil {
 		return "", err

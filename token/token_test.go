@@ -28,8 +28,8 @@ func (m *memSpent) Spend(_ context.Context, id string, expires time.Time) (bool,
 
 func newTestTokens(t *testing.T, key []byte, c *clock) *Tokens {
 	t.Helper()
-	tok, err := NewTokens(key, &memSpent{ids: map[string]time.Time{}}, c.Now,
-		func(p string) bool { return p == "+15555550100" })
+	tok, err := NewTokens(key, &memSpent{ids: map[string]time.Time{}}, Options{Now: c.Now,
+		IsTest: func(p string) bool { return p == "+15555550100" }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestTokenIsValidOnceAndCarriesTheNumber(t *testing.T) {
 		t.Fatal(err)
 	}
 	claims, err := tokens.Redeem(context.Background(), tok)
-	if err != nil || claims.Phone != phone || claims.VerifiedAt != c.Now().Unix() || claims.Test {
+	if err != nil || claims.Phone != phone || claims.VerifiedAt != c.Now().Unix() || claims.Test || claims.Dev {
 		t.Fatalf("redeem: %+v, %v", claims, err)
 	}
 	if _, err := tokens.Redeem(context.Background(), tok); !errors.Is(err, ErrTokenSpent) {
@@ -103,8 +103,27 @@ func TestTokensMarkTestNumbers(t *testing.T) {
 	}
 }
 
+func TestTokensIssuedInDevelopmentModeSayDev(t *testing.T) {
+	dev, err := NewTokens(key1, &memSpent{ids: map[string]time.Time{}}, Options{Dev: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := dev.Issue(phone, time.Now())
+	if claims, err := dev.Redeem(context.Background(), tok); err != nil || !claims.Dev || claims.Test {
+		t.Fatalf("dev token: %+v, %v", claims, err)
+	}
+	// The claim is signed: a production token cannot be turned into a dev
+	// one or back without the key, and a production Tokens redeems a dev
+	// token with its mark intact.
+	prod := newTestTokens(t, key1, &clock{now: time.Now()})
+	tok, _ = dev.Issue(phone, time.Now())
+	if claims, err := prod.Redeem(context.Background(), tok); err != nil || !claims.Dev {
+		t.Fatalf("dev token redeemed by a production Tokens: %+v, %v", claims, err)
+	}
+}
+
 func TestShortKeysAreRefused(t *testing.T) {
-	if _, err := NewTokens([]byte("short"), &memSpent{}, nil, nil); err == nil {
+	if _, err := NewTokens([]byte("short"), &memSpent{}, Options{}); err == nil {
 		t.Fatal("accepted a 5-byte key")
 	}
 }

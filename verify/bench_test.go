@@ -13,7 +13,7 @@ import (
 // a new secret, the code, the check, the token; store and channel in memory.
 func BenchmarkRegisterVerify(b *testing.B) {
 	store, sms, pub := newMemStore(), &codeChannel{}, &fakePub{}
-	tokens, err := token.NewTokens(bytes.Repeat([]byte{1}, 32), nil, nil, nil) // issuing spends nothing
+	tokens, err := token.NewTokens(bytes.Repeat([]byte{1}, 32), nil, token.Options{}) // issuing spends nothing
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,6 +11,7 @@ type Delivery struct {
 	Code string
 	Lang string // the person's language, "" for the default
 	Host string // the host whose page asked (for WebOTP), "" for the server's own
+	Conn string // the connection that asked (the dev inbox shows the text there only)
 }
 
 // Channel is one way to bring a code to a person: a text, a call, a
@@ -27,6 +28,15 @@ type Channels map[string]Channel
 // DefaultChannel is used when register names none.
 const DefaultChannel = "sms"
 
-// ErrRejectedNumber, wrapped by a Channel, means the provider refused the
-// number itself (not a mobile, not a number, blocked); retrying is useless.
-var ErrRejectedNumber = errors.New("number rejected by provider")
+// Errors a Channel wraps to say what became of a delivery. Any other error
+// is uncertain: the message may have left (a timeout, a 5xx, a cut
+// connection), so the code stays valid and the send stays counted.
+var (
+	// ErrRejectedNumber means the provider refused the number itself (not a
+	// mobile, not a number, blocked); retrying is useless.
+	ErrRejectedNumber = errors.New("number rejected by provider")
+	// ErrNotSent means the message provably never left: the request was
+	// never written, the connection was refused, or the provider answered
+	// that it sent nothing.
+	ErrNotSent = errors.New("message not sent")
+)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -25,6 +26,9 @@ func (s *Service) Verify(ctx context.Context, who Requester, rawPhone, code stri
 	}
 	o := v.Outcome
 	o.Phone = phone
+	if v.limit != "" {
+		s.observe.RateLimited(v.limit)
+	}
 	s.logged("verify", o)
 	switch o.Kind {
 	case Expired, TooManyAttempts: // every tab on the number starts over
@@ -35,15 +39,23 @@ func (s *Service) Verify(ctx context.Context, who Requester, rawPhone, code stri
 	return o, nil
 }
 
-// verdict is what a code check decided, and when the code was sent.
+// verdict is what a code check decided, when the code was sent, and the
+// limit that refused the check, if one did.
 type verdict struct {
 	Outcome
 	sentAt time.Time
+	limit  string
 }
 
 // judge decides a code against the record, and changes the record to
-// match: a right, expired or last wrong code ends the pending code.
+// match: a right, expired or last wrong code ends the pending code, and
+// every wrong code counts against the number's budget, which no new code
+// resets. Past that budget not even the right code works.
 func (s *Service) judge(r *Record, code string, now time.Time) (verdict, error) {
+	budget := s.cfg.Limits.WrongPerNumber
+	if wait := r.Wrong.wait(budget, now); wait > 0 {
+		return verdict{Outcome: Outcome{Kind: RateLimited, RetryAfter: wait}, limit: "wrong_codes"}, ErrNoChange
+	}
 	p := r.Pending
 	switch {
 	case p == nil:
@@ -53,8 +65,10 @@ func (s *Service) judge(r *Record, code string, now time.Time) (verdict, error) 
 		return verdict{Outcome: Outcome{Kind: Expired}}, nil
 	case p.matches(code):
 		r.Pending, r.VerifiedAt = nil, now
-		return verdict{Outcome{Kind: Verified, VerifiedAt: now}, p.SentAt}, nil
-	case p.Attempts+1 >= s.cfg.MaxAttempts:
+		return verdict{Outcome: Outcome{Kind: Verified, VerifiedAt: now}, sentAt: p.SentAt}, nil
+	}
+	r.Wrong.add(budget, now)
+	if p.Attempts+1 >= s.cfg.MaxAttempts {
 		r.Pending = nil
 		return verdict{Outcome: Outcome{Kind: TooManyAttempts}}, nil
 	}
@@ -77,32 +91,71 @@ func (s *Service) verified(o Outcome, sinceSent time.Duration, who Requester) Ou
 	return o
 }
 
+// sweepBatch is how many records the sweeper reads at a time; their
+// writes run together, so the store commits them in a few transactions.
+const sweepBatch = 256
+
 // SweepExpired removes expired codes and tells the connections waiting on
-// them. It returns how many it removed.
+// them, and forgets the records' windows that have passed. It works
+// through the whole backlog, so thousands of codes expiring in the same
+// second are all pushed in this call. It returns how many codes it
+// removed.
 func (s *Service) SweepExpired(ctx context.Context) (int, error) {
-	const batch = 256
 	now := s.now()
-	phones, err := s.store.Expired(ctx, now, batch)
-	if err != nil {
-		return 0, err
-	}
 	removed := 0
-	for _, phone := range phones {
-		err := s.store.Update(ctx, phone, func(r *Record) error {
-			if r.Pending == nil || now.Before(r.Pending.ExpiresAt) {
-				return ErrNoChange
-			}
-			r.Pending = nil
-			return nil
-		})
-		if errors.Is(err, ErrNoChange) {
-			continue
-		}
+	for {
+		phones, err := s.store.Expired(ctx, now, sweepBatch)
 		if err != nil {
 			return removed, err
 		}
-		removed++
-		s.pub.Publish(phone, Outcome{Kind: Expired, Phone: phone}, "")
+		n, err := s.sweep(ctx, phones, now)
+		removed += n
+		if err != nil || len(phones) < sweepBatch {
+			return removed, err
+		}
 	}
-	return removed, nil
+}
+
+// sweep settles the records of phones concurrently.
+func (s *Service) sweep(ctx context.Context, phones []string, now time.Time) (int, error) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	removed, errs := 0, []error(nil)
+	for _, phone := range phones {
+		wg.Go(func() {
+			expired := false
+			err := s.store.Update(ctx, phone, func(r *Record) (err error) {
+				expired, err = sweepRecord(r, now)
+				return err
+			})
+			if errors.Is(err, ErrNoChange) {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			if expired {
+				removed++
+				s.pub.Publish(phone, Outcome{Kind: Expired, Phone: phone}, "")
+			}
+		})
+	}
+	wg.Wait()
+	return removed, errors.Join(errs...)
+}
+
+// sweepRecord ends what in r has expired by now.
+func sweepRecord(r *Record, now time.Time) (expired bool, err error) {
+	if next := r.NextChange(); next.IsZero() || now.Before(next) {
+		return false, ErrNoChange // changed since it was listed
+	}
+	if r.Pending != nil && !now.Before(r.Pending.ExpiresAt) {
+		r.Pending, expired = nil, true
+	}
+	r.Sends.tidy(now)
+	r.Wrong.tidy(now)
+	return expired, nil
 }

@@ -40,14 +40,22 @@ func ByPrefix(s Subject) string { return s.Phone[:max(0, len(s.Phone)-PrefixOmit
 const PrefixOmits = 3
 
 // Limits caps how many codes may be sent, per key and for the whole
-// deployment (the cost cap).
+// deployment (the cost cap), how many wrong codes a number may take, and
+// how many answers read from state one client may get.
 type Limits struct {
-	PerNumber     Rate
+	PerNumber     Rate // kept in the number's record
 	PerConnection Rate
 	PerClient     Rate // per client address
 	PerPrefix     Rate // per block of 1,000 numbers
 	PerMinute     int  // whole deployment
 	PerHour       int  // whole deployment
+	// WrongPerNumber is the wrong-code budget of one number across all its
+	// codes, kept in its record: past it, no code works until the window
+	// passes.
+	WrongPerNumber Rate
+	// LookupsPerClient caps the answers that read state without sending
+	// (already verified, already requested, resume), per client address.
+	LookupsPerClient Rate
 }
 
 // DefaultLimits stop a script from texting thousands of numbers while a
@@ -60,14 +68,18 @@ func DefaultLimits() Limits {
 		PerPrefix:     Rate{N: 20, Per: time.Hour},
 		PerMinute:     60,
 		PerHour:       1000,
+		// -max-attempts x -max-sms-per-number: every code a person may be
+		// sent in an hour may be mistyped to its end, and no more.
+		WrongPerNumber:   Rate{N: 25, Per: time.Hour},
+		LookupsPerClient: Rate{N: 60, Per: time.Hour},
 	}
 }
 
-// Table lists the limits every sent code counts against, with the names an
-// Observer hears.
+// Table lists the limits every sent code counts against in memory, with
+// the names an Observer hears. The per-number limit is not among them: it
+// lives in the number's record.
 func (l Limits) Table() []Limit {
 	return []Limit{
-		{"number", l.PerNumber, ByPhone},
 		{"connection", l.PerConnection, ByConn},
 		{"client", l.PerClient, ByClient},
 		{"prefix", l.PerPrefix, ByPrefix},

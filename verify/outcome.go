@@ -22,7 +22,8 @@ const (
 	CodePending            // resume: a code is pending
 	NothingPending         // resume: the flow is over, start again
 	RateLimited            // a limit is full: retry after RetryAfter
-	SendFailed             // the provider failed; nothing left half-done
+	SendFailed             // the message provably never left; nothing left half-done
+	SendUncertain          // the send failed but may have reached the phone: the code stays valid
 	NotRequested           // a code was checked but none is pending
 	WrongCode              // the code was wrong: AttemptsLeft remain
 	TooManyAttempts        // the last allowed wrong code: the code is void
@@ -35,7 +36,7 @@ const (
 
 var kindNames = [...]string{"", "code_sent", "verified", "invalid_phone", "number_rejected",
 	"country_not_allowed", "already_verified", "already_requested", "code_pending", "nothing_pending",
-	"rate_limited", "send_failed", "not_requested", "wrong_code", "too_many_attempts", "expired",
+	"rate_limited", "send_failed", "send_uncertain", "not_requested", "wrong_code", "too_many_attempts", "expired",
 	"delivery_sent", "delivery_done", "delivery_failed", "dev_text"}
 
 // String names the kind for logs and metrics.

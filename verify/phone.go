@@ -56,22 +56,29 @@ func parsePhone(input, defaultRegion string) (parsedPhone, error) {
 
 // numberCache remembers inputs that were valid numbers. A flow names its
 // number several times (register, resend, verify, the hub's topic) and a
-// full parse costs about 15 µs; a hit costs a map lookup. Only valid
-// results are kept, and the whole map is dropped when full, so a flood of
-// junk or of distinct numbers cannot grow it.
+// full parse costs about 15 µs; a hit costs a map lookup. It keys on the
+// compact form (separators dropped), so "(415) 555-2671" and "415 555 2671"
+// share an entry. Only valid results are kept, and the whole map is
+// dropped when it holds maxBytes of keys and numbers, so a flood of junk
+// or of distinct numbers cannot grow it.
 type numberCache struct {
-	mu     sync.Mutex
-	max    int
-	parsed map[string]parsedPhone
+	mu       sync.Mutex
+	maxBytes int
+	bytes    int
+	parsed   map[string]parsedPhone
 }
 
-func newNumberCache(max int) *numberCache {
-	return &numberCache{max: max, parsed: make(map[string]parsedPhone)}
+// entryOverhead approximates a map entry's own cost beside its strings.
+const entryOverhead = 64
+
+func newNumberCache(maxBytes int) *numberCache {
+	return &numberCache{maxBytes: maxBytes, parsed: make(map[string]parsedPhone)}
 }
 
 func (c *numberCache) parse(input, defaultRegion string) (parsedPhone, error) {
+	key := compactPhone(strings.TrimSpace(input))
 	c.mu.Lock()
-	n, ok := c.parsed[input]
+	n, ok := c.parsed[key]
 	c.mu.Unlock()
 	if ok {
 		return n, nil
@@ -80,11 +87,14 @@ func (c *numberCache) parse(input, defaultRegion string) (parsedPhone, error) {
 	if err != nil {
 		return n, err
 	}
+	size := len(key) + len(n.e164) + len(n.country) + entryOverhead
 	c.mu.Lock()
-	if len(c.parsed) >= c.max {
+	if c.bytes+size > c.maxBytes {
 		clear(c.parsed)
+		c.bytes = 0
 	}
-	c.parsed[input] = n
+	c.parsed[key] = n
+	c.bytes += size
 	c.mu.Unlock()
 	return n, nil
 }
@@ -94,16 +104,14 @@ func IsE164(s string) bool {
 	return len(s) >= 8 && len(s) <= maxE164Len && s[0] == '+' && strings.Trim(s[1:], "0123456789") == ""
 }
 
-// compactPhone drops the separators people write in numbers; any other
-// character is kept as an x, so the result is no valid number.
+// compactPhone drops the separators people write in numbers and keeps
+// everything else as it is, so two inputs share a compact form only when
+// they differ in separators alone.
 func compactPhone(raw string) string {
 	return strings.Map(func(r rune) rune {
-		if r == '+' || r >= '0' && r <= '9' {
-			return r
-		}
 		if strings.ContainsRune(" -().", r) {
 			return -1
 		}
-		return 'x'
+		return r
 	}, raw)
 }

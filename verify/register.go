@@ -14,6 +14,16 @@ type Registration struct {
 	Channel  string // how the code travels; "" for DefaultChannel
 }
 
+// ask is one register request on its way through the rules.
+type ask struct {
+	who      Requester
+	phone    string
+	channel  string
+	reverify bool
+	test     bool // a configured test number: nothing is sent
+	now      time.Time
+}
+
 // Register starts verifying a number: it stores a new code and delivers
 // it. The error is an internal failure (nothing was sent); every answer
 // for the person is an Outcome.
@@ -22,128 +32,145 @@ func (s *Service) Register(ctx context.Context, who Requester, reg Registration)
 	if err != nil {
 		return s.logged("register", Outcome{Kind: InvalidPhone}), nil
 	}
-	phone := parsed.e164
-	name := reg.Channel
-	if name == "" {
-		name = DefaultChannel
+	a := ask{who: who, phone: parsed.e164, channel: reg.Channel, reverify: reg.Reverify, now: s.now()}
+	if a.channel == "" {
+		a.channel = DefaultChannel
 	}
-	channel, ok := s.channels[name]
+	ch, ok := s.channels[a.channel]
 	if !ok {
-		return Outcome{Phone: phone}, fmt.Errorf("%w %q", ErrUnknownChannel, name)
+		return Outcome{Phone: a.phone}, fmt.Errorf("%w %q", ErrUnknownChannel, a.channel)
 	}
-	testCode, isTest := s.cfg.TestNumbers[phone]
+	testCode, isTest := s.cfg.TestNumbers[a.phone]
+	a.test = isTest
 	if !isTest && s.countries != nil && !s.countries[parsed.country] {
-		return s.logged("register", Outcome{Kind: CountryNotAllowed, Phone: phone, Country: parsed.country}), nil
+		return s.logged("register", Outcome{Kind: CountryNotAllowed, Phone: a.phone, Country: parsed.country}), nil
 	}
-	now := s.now()
 	// A read first, so that refusals cost neither a rate-limit slot nor a write.
-	current, err := s.store.Get(ctx, phone)
+	current, err := s.store.Get(ctx, a.phone)
 	if err != nil {
-		return Outcome{Phone: phone}, fmt.Errorf("register: read: %w", err)
+		return Outcome{Phone: a.phone}, fmt.Errorf("register: read: %w", err)
 	}
-	if o, refused := s.refusal(&current, phone, reg.Reverify, now); refused {
-		return o, nil
+	if r, refused := s.refusal(&current, a); refused {
+		return s.answerRefusal(r, a), nil
 	}
-	if isTest { // nothing is sent, so nothing costs money: no limits
-		return s.storeTestCode(ctx, phone, name, testCode, reg.Reverify, now)
+	if isTest { // nothing is sent, so nothing costs money: no send limits
+		return s.storeTestCode(ctx, a, testCode)
 	}
-	return s.sendCode(ctx, who, phone, name, channel, reg.Reverify, now)
+	return s.sendCode(ctx, a, ch)
 }
 
-// refusal says why no new code may be sent now, judging by the record.
-func (s *Service) refusal(r *Record, phone string, reverify bool, now time.Time) (Outcome, bool) {
-	if r.Verified() && !reverify {
-		return Outcome{Kind: AlreadyVerified, Phone: phone, VerifiedAt: r.VerifiedAt}, true
+// refused is why no new code may be sent now, and the limit that says so,
+// if it was one.
+type refused struct {
+	Outcome
+	limit string
+}
+
+// refusal judges by the record whether a new code may be sent now.
+func (s *Service) refusal(r *Record, a ask) (refused, bool) {
+	lim := s.cfg.Limits
+	if wait := r.Wrong.wait(lim.WrongPerNumber, a.now); wait > 0 {
+		return refused{Outcome{Kind: RateLimited, Phone: a.phone, RetryAfter: wait}, "wrong_codes"}, true
 	}
-	if p := r.Pending; p != nil && now.Before(p.ExpiresAt) && now.Before(p.SentAt.Add(s.cfg.ResendAfter)) {
-		return s.pendingOutcome(AlreadyRequested, phone, p, now), true
+	if r.Verified() && !a.reverify { // no date: a stranger learns nothing more
+		return refused{Outcome: Outcome{Kind: AlreadyVerified, Phone: a.phone}}, true
 	}
-	return Outcome{}, false
+	if p := r.Pending; p != nil && !p.Uncertain && a.now.Before(p.ExpiresAt) && a.now.Before(p.SentAt.Add(s.cfg.ResendAfter)) {
+		return refused{Outcome: s.pendingOutcome(AlreadyRequested, a.phone, p, a.now)}, true
+	}
+	if wait := r.Sends.wait(lim.PerNumber, a.now); wait > 0 && !a.test {
+		return refused{Outcome{Kind: RateLimited, Phone: a.phone, RetryAfter: wait}, "number"}, true
+	}
+	return refused{}, false
+}
+
+// answerRefusal counts a limit's refusal, and makes an answer read from
+// state (already verified, already requested) cost a lookup.
+func (s *Service) answerRefusal(r refused, a ask) Outcome {
+	if r.limit != "" {
+		s.observe.RateLimited(r.limit)
+		return s.logged("register", r.Outcome, "limit", r.limit, "client", a.who.ClientAddr)
+	}
+	return s.logged("register", s.lookup(r.Outcome, a.who, a.now))
+}
+
+// lookup hands out an answer read from state, unless the client has had
+// too many: a script walking a list of numbers to learn which are verified
+// or being verified stops there.
+func (s *Service) lookup(o Outcome, who Requester, now time.Time) Outcome {
+	if wait, limit, ok := s.lookups.Take(who.subject(o.Phone), now); !ok {
+		s.observe.RateLimited(limit)
+		return Outcome{Kind: RateLimited, Phone: o.Phone, RetryAfter: wait}
+	}
+	return o
 }
 
 // storePending replaces the number's pending code with p unless a refusal
-// applies by now, and returns the code it replaced.
-func (s *Service) storePending(ctx context.Context, phone string, p *Pending, reverify bool) (previous *Pending, err error) {
-	err = s.store.Update(ctx, phone, func(r *Record) error {
-		if o, refused := s.refusal(r, phone, reverify, p.SentAt); refused {
-			return errRefused{o}
+// applies by now, counts the send in the record, and returns the code it
+// replaced.
+func (s *Service) storePending(ctx context.Context, a ask, p *Pending) (previous *Pending, err error) {
+	err = s.store.Update(ctx, a.phone, func(r *Record) error {
+		if ref, refused := s.refusal(r, a); refused {
+			return errRefused{ref}
 		}
 		previous, r.Pending = r.Pending, p
+		if !a.test {
+			r.Sends.add(s.cfg.Limits.PerNumber, a.now)
+		}
+		r.Wrong.tidy(a.now)
 		return nil
 	})
 	return previous, err
 }
 
-func (s *Service) codeSent(phone, channel string) Outcome {
-	return Outcome{Kind: CodeSent, Phone: phone, Channel: channel, CodeLength: s.cfg.CodeLength,
+func (s *Service) codeSent(a ask) Outcome {
+	return Outcome{Kind: CodeSent, Phone: a.phone, Channel: a.channel, CodeLength: s.cfg.CodeLength,
 		ExpiresIn: s.cfg.CodeTTL, ResendIn: s.cfg.ResendAfter}
 }
 
+// storeFailed answers a storePending that did not store.
+func (s *Service) storeFailed(a ask, err error) (Outcome, error) {
+	if r, ok := errors.AsType[errRefused](err); ok {
+		return s.answerRefusal(r.refused, a), nil
+	}
+	return Outcome{Phone: a.phone}, fmt.Errorf("register: store: %w", err)
+}
+
 // storeTestCode stores a test number's fixed code and sends nothing.
-func (s *Service) storeTestCode(ctx context.Context, phone, channel, code string, reverify bool, now time.Time) (Outcome, error) {
-	p := &Pending{TestCode: code, Digits: len(code), SentAt: now, ExpiresAt: now.Add(s.cfg.CodeTTL)}
-	_, err := s.storePending(ctx, phone, p, reverify)
-	if o, refused := refusedOutcome(err); refused {
-		return o, nil
+func (s *Service) storeTestCode(ctx context.Context, a ask, code string) (Outcome, error) {
+	p := &Pending{TestCode: code, Digits: len(code), SentAt: a.now, ExpiresAt: a.now.Add(s.cfg.CodeTTL), Conn: a.who.ConnID}
+	if _, err := s.storePending(ctx, a, p); err != nil {
+		return s.storeFailed(a, err)
 	}
-	if err != nil {
-		return Outcome{Phone: phone}, fmt.Errorf("register: store: %w", err)
-	}
-	return s.logged("register", s.codeSent(phone, channel), "test", true), nil
+	return s.logged("register", s.codeSent(a), "test", true), nil
 }
 
 // sendCode takes a slot of every send limit, stores a fresh code durably
 // and then delivers it, so that a code that reached a phone always works.
-func (s *Service) sendCode(ctx context.Context, who Requester, phone, name string, ch Channel, reverify bool, now time.Time) (Outcome, error) {
-	sub := who.subject(phone)
-	if wait, limit, ok := s.limits.Take(sub, now); !ok {
-		s.observe.RateLimited(limit)
-		return s.logged("register", Outcome{Kind: RateLimited, Phone: phone, RetryAfter: wait},
-			"limit", limit, "client", who.ClientAddr), nil
+func (s *Service) sendCode(ctx context.Context, a ask, ch Channel) (Outcome, error) {
+	sub := a.who.subject(a.phone)
+	if wait, limit, ok := s.limits.Take(sub, a.now); !ok {
+		return s.answerRefusal(refused{Outcome{Kind: RateLimited, Phone: a.phone, RetryAfter: wait}, limit}, a), nil
 	}
 	secret, err := newSecret()
 	if err != nil {
 		s.limits.Give(sub)
-		return Outcome{Phone: phone}, fmt.Errorf("register: %w", err)
+		return Outcome{Phone: a.phone}, fmt.Errorf("register: %w", err)
 	}
-	p := &Pending{Secret: secret, Digits: s.cfg.CodeLength, SentAt: now, ExpiresAt: now.Add(s.cfg.CodeTTL)}
-	previous, err := s.storePending(ctx, phone, p, reverify)
+	p := &Pending{Secret: secret, Digits: s.cfg.CodeLength, SentAt: a.now, ExpiresAt: a.now.Add(s.cfg.CodeTTL), Conn: a.who.ConnID}
+	previous, err := s.storePending(ctx, a, p)
 	if err != nil {
 		s.limits.Give(sub)
-		if o, refused := refusedOutcome(err); refused {
-			return o, nil
-		}
-		return Outcome{Phone: phone}, fmt.Errorf("register: store: %w", err)
+		return s.storeFailed(a, err)
 	}
 	code, err := p.code()
-	if err == nil {
-		err = ch.Deliver(ctx, Delivery{To: phone, Code: code, Lang: who.Lang, Host: who.Host})
+	if err != nil {
+		err = fmt.Errorf("%w: %w", ErrNotSent, err)
+	} else {
+		err = ch.Deliver(ctx, Delivery{To: a.phone, Code: code, Lang: a.who.Lang, Host: a.who.Host, Conn: a.who.ConnID})
 	}
 	if err != nil {
-		return s.deliveryFailed(ctx, sub, p, previous, err), nil
+		return s.deliveryFailed(ctx, a, p, previous, err), nil
 	}
-	return s.logged("register", s.codeSent(phone, name), "channel", name), nil
-}
-
-// deliveryFailed undoes the stored code that never reached the phone: a
-// rejected number leaves nothing behind, so the person can correct it at
-// once; any other failure puts back the code sent before, if there was one.
-func (s *Service) deliveryFailed(ctx context.Context, sub Subject, sent, previous *Pending, sendErr error) Outcome {
-	o := Outcome{Kind: SendFailed, Phone: sub.Phone}
-	if errors.Is(sendErr, ErrRejectedNumber) {
-		o.Kind, previous = NumberRejected, nil
-	} else {
-		s.limits.Give(sub)
-	}
-	err := s.store.Update(ctx, sub.Phone, func(r *Record) error {
-		if r.Pending == nil || r.Pending.Secret != sent.Secret {
-			return ErrNoChange // replaced meanwhile: not ours to undo
-		}
-		r.Pending = previous
-		return nil
-	})
-	if err != nil && !errors.Is(err, ErrNoChange) {
-		s.log.Error("register: undo", "event", "register", "reason", "undo_failed", "err", err, "phone", MaskPhone(sub.Phone))
-	}
-	return s.logged("register", o, "err", sendErr)
+	return s.logged("register", s.codeSent(a), "channel", a.channel), nil
 }

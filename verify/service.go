@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -100,7 +99,8 @@ type Service struct {
 	pub       Publisher
 	tokens    TokenIssuer
 	observe   Observer
-	limits    *Limiter
+	limits    *Limiter // the send limits kept in memory
+	lookups   *Limiter // answers read from state, per client
 	numbers   *numberCache
 	countries map[string]bool // nil: every country
 	now       func() time.Time
@@ -147,7 +147,9 @@ func NewService(cfg Config, d Deps) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, store: d.Store, channels: d.Channels, pub: d.Pub,
 		tokens: d.Tokens, observe: d.Observe, now: d.Now, log: d.Log,
-		limits: NewLimiter(cfg.Limits.Table()...), numbers: newNumberCache(1 << 14)}
+		limits:  NewLimiter(cfg.Limits.Table()...),
+		lookups: NewLimiter(Limit{Name: "lookup", Rate: cfg.Limits.LookupsPerClient, Key: ByClient}),
+		numbers: newNumberCache(numberCacheBytes)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -168,6 +170,9 @@ func NewService(cfg Config, d Deps) (*Service, error) {
 	}
 	return s, nil
 }
+
+// numberCacheBytes bounds the parsed-number cache: about 8,000 numbers.
+const numberCacheBytes = 1 << 20
 
 // Normalize returns the E.164 form of a number, or ErrInvalidPhone. The
 // configured test numbers are accepted as they are, although they may lie
@@ -206,24 +211,40 @@ func (s *Service) logged(op string, o Outcome, attrs ...any) Outcome {
 }
 
 // Resume tells a reconnecting page where the number stands, sending
-// nothing.
+// nothing. Every resume is a lookup.
 func (s *Service) Resume(ctx context.Context, who Requester, rawPhone string) (Outcome, error) {
 	phone, err := s.Normalize(rawPhone)
 	if err != nil {
 		return Outcome{Kind: InvalidPhone}, nil
 	}
+	now := s.now()
+	if o := s.lookup(Outcome{Phone: phone}, who, now); o.Kind == RateLimited {
+		return s.logged("resume", o), nil
+	}
 	rec, err := s.store.Get(ctx, phone)
 	if err != nil {
 		return Outcome{Phone: phone}, fmt.Errorf("resume: read: %w", err)
 	}
-	now := s.now()
 	if p := rec.Pending; p != nil && now.Before(p.ExpiresAt) {
 		return s.pendingOutcome(CodePending, phone, p, now), nil
 	}
 	if rec.Verified() {
-		return Outcome{Kind: AlreadyVerified, Phone: phone, VerifiedAt: rec.VerifiedAt}, nil
+		return Outcome{Kind: AlreadyVerified, Phone: phone}, nil
 	}
 	return Outcome{Kind: NothingPending, Phone: phone}, nil
+}
+
+// Delivered passes a delivery report for the number's pending code to the
+// connection that asked for it, and to no one else.
+func (s *Service) Delivered(ctx context.Context, report Outcome) error {
+	rec, err := s.store.Get(ctx, report.Phone)
+	if err != nil {
+		return fmt.Errorf("delivered: read: %w", err)
+	}
+	if p := rec.Pending; p != nil && p.Conn != "" {
+		s.pub.Tell(p.Conn, report)
+	}
+	return nil
 }
 
 // MaskPhone hides the middle digits of a number for logs.
@@ -244,12 +265,7 @@ func (randomTokens) Issue(string, time.Time) (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// errRefused carries the outcome a store transaction refused with.
-type errRefused struct{ Outcome }
+// errRefused carries the refusal a store transaction refused with.
+type errRefused struct{ refused }
 
 func (e errRefused) Error() string { return "refused: " + e.Kind.String() }
-
-func refusedOutcome(err error) (Outcome, bool) {
-	r, ok := errors.AsType[errRefused](err)
-	return r.Outcome, ok
-}

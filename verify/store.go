@@ -10,13 +10,75 @@ import (
 type Record struct {
 	VerifiedAt time.Time
 	Pending    *Pending
+	// Sends counts codes sent to the number, and Wrong the wrong codes
+	// typed for it, each in its current window. They live here, beside
+	// the code, so that neither a restart nor a new code reopens them.
+	Sends Window
+	Wrong Window
 }
 
 // Empty reports whether there is nothing worth keeping.
-func (r *Record) Empty() bool { return r.VerifiedAt.IsZero() && r.Pending == nil }
+func (r *Record) Empty() bool {
+	return r.VerifiedAt.IsZero() && r.Pending == nil && r.Sends.Count == 0 && r.Wrong.Count == 0
+}
 
 // Verified reports whether the number was ever verified.
 func (r *Record) Verified() bool { return !r.VerifiedAt.IsZero() }
+
+// NextChange is when something in the record next expires on its own (the
+// pending code, a window), or the zero time if nothing will. The store
+// indexes records by it, so the sweeper finds them.
+func (r *Record) NextChange() time.Time {
+	var next time.Time
+	consider := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if r.Pending != nil {
+		consider(r.Pending.ExpiresAt)
+	}
+	if r.Sends.Count > 0 {
+		consider(r.Sends.Until)
+	}
+	if r.Wrong.Count > 0 {
+		consider(r.Wrong.Until)
+	}
+	return next
+}
+
+// Window counts events until Until; after that it starts again from zero.
+type Window struct {
+	Until time.Time
+	Count int
+}
+
+// wait is how long until the window lets another event in under r; 0
+// when it does now.
+func (w Window) wait(r Rate, now time.Time) time.Duration {
+	if r.N <= 0 || !now.Before(w.Until) || w.Count < r.N {
+		return 0
+	}
+	return w.Until.Sub(now)
+}
+
+// add counts one event, opening a new window if the old one has passed.
+func (w *Window) add(r Rate, now time.Time) {
+	if r.N <= 0 {
+		return
+	}
+	if !now.Before(w.Until) {
+		*w = Window{Until: now.Add(r.Per)}
+	}
+	w.Count++
+}
+
+// tidy forgets a window that has passed.
+func (w *Window) tidy(now time.Time) {
+	if !now.Before(w.Until) {
+		*w = Window{}
+	}
+}
 
 // Pending is a code that was sent and not yet used up.
 type Pending struct {
@@ -25,7 +87,12 @@ type Pending struct {
 	Digits    int
 	SentAt    time.Time
 	ExpiresAt time.Time
-	Attempts  int // wrong codes so far
+	Attempts  int    // wrong codes so far
+	Conn      string // the connection that asked for it: delivery reports go there only
+	// Uncertain marks a code whose sending failed in a way that may still
+	// have reached the phone: it stays valid, and a new one may be asked
+	// for at once.
+	Uncertain bool
 }
 
 // ErrNoChange, returned from an Update function, asks the store to write
@@ -41,7 +108,7 @@ type Store interface {
 	Update(ctx context.Context, phone string, fn func(*Record) error) error
 	// Get returns the number's record, or a zero Record.
 	Get(ctx context.Context, phone string) (Record, error)
-	// Expired lists up to max numbers whose pending code expired at or
+	// Expired lists up to max numbers whose record's NextChange is at or
 	// before now.
 	Expired(ctx context.Context, now time.Time, max int) ([]string, error)
 }
@@ -51,6 +118,8 @@ type Store interface {
 // multi-node deployment puts a cross-node bus behind it.
 type Publisher interface {
 	Publish(phone string, o Outcome, exceptConn string)
+	// Tell sends an outcome to one connection, if it is still open.
+	Tell(conn string, o Outcome)
 }
 
 // TokenIssuer mints the proof of verification handed to the browser.
