@@ -45,6 +45,12 @@ func badFrame(format string, a ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errBadFrame}, a...)...)
 }
 
+// badDetail is what a decoding error says after "bad request: ", for the
+// message's {detail}.
+func badDetail(err error) string {
+	return strings.TrimPrefix(err.Error(), errBadFrame.Error()+": ")
+}
+
 // decodeFrame parses {"event": ..., "data": {...}} and checks that the
 // event is known and carries the fields it needs.
 // The language is kept even when the frame is refused, so the refusal can

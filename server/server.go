@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"verifier/hub"
@@ -96,7 +97,7 @@ func (f *Frontend) HandleFrame(ctx context.Context, c *hub.Conn, frame []byte) {
 	if err != nil {
 		f.counter().EventIn("bad_frame")
 		f.Log.Info("frame", "event", "bad_frame", "reason", badRequest.reason, "conn", c.ID(), "err", err)
-		f.send(c, f.Texts.renderForm(badRequest, lang, err.Error()), badRequest)
+		f.send(c, f.Texts.renderForm(badRequest, lang, badDetail(err)), badRequest)
 		return
 	}
 	f.counter().EventIn(req.Event)
@@ -130,7 +131,7 @@ func (f *Frontend) act(ctx context.Context, who verify.Requester, req request) (
 // failures are logged and never shown.
 func (f *Frontend) answerError(c *hub.Conn, lang string, req request, err error) {
 	if errors.Is(err, verify.ErrUnknownChannel) {
-		f.send(c, f.Texts.renderForm(badRequest, lang, badFrame("unknown channel %q", truncate(req.Channel, 32)).Error()), badRequest)
+		f.send(c, f.Texts.renderForm(badRequest, lang, "unknown channel "+strconv.Quote(truncate(req.Channel, 32))), badRequest)
 		return
 	}
 	f.Log.Error(req.Event, "event", req.Event, "reason", internalError.reason, "err", err, "conn", c.ID())
