@@ -176,7 +176,9 @@ func TestWrongSecretsAreRateLimitedButNeverLockOutTheRightOne(t *testing.T) {
 }
 
 // Counting and refusing are one step: guesses sent together cannot all be
-// answered before any is counted.
+// answered before any is counted. (How often a racy check would slip here
+// depends on scheduling; server's test of the same name holds the
+// handler's steps in lockstep and catches one every time.)
 func TestParallelWrongSecretsGetNoMoreThanTheBudget(t *testing.T) {
 	ts := startServer(t, nil, withAPIKey)
 	const n = 50

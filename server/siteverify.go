@@ -62,8 +62,8 @@ func failure(status int, codes ...string) (int, siteverifyResult) {
 	return status, siteverifyResult{ErrorCodes: codes}
 }
 
-// ServeHTTP answers POST /api/siteverify. It reads the body as it comes:
-// mount it behind limitBody, which bounds its size and read time.
+// ServeHTTP answers POST /api/siteverify. It bounds neither the body's size
+// nor its read time: mount it behind limitBody, as addRoutes does.
 func (sv *SiteVerify) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status, res := sv.check(r)
 	if res.RetryAfter > 0 {

@@ -47,10 +47,16 @@ func postSiteverify(h http.Handler, from, secret string) (*httptest.ResponseReco
 
 func TestParallelWrongSecretsGetNoMoreThanTheBudget(t *testing.T) {
 	sv := newTestSiteVerify()
+	const n = 50
+	// Each request's every address lookup waits for the others' (the
+	// handler's steps run in lockstep), so a check that counts in a later
+	// step than it refuses lets all of them through, every time.
+	step := &lockstep{n: n, resolve: sv.ClientAddr}
+	sv.ClientAddr = step.clientAddr
 	var mu sync.Mutex
 	got := map[int]int{}
 	var wg sync.WaitGroup
-	for range 50 {
+	for range n {
 		wg.Go(func() {
 			w, _ := postSiteverify(sv, "192.0.2.1", "guess")
 			mu.Lock()
@@ -59,9 +65,46 @@ func TestParallelWrongSecretsGetNoMoreThanTheBudget(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got[401] != wrongSecretBudget || got[429] != 50-wrongSecretBudget || len(got) != 2 {
-		t.Fatalf("statuses %v, want %d×401 and %d×429", got, wrongSecretBudget, 50-wrongSecretBudget)
+	if got[401] != wrongSecretBudget || got[429] != n-wrongSecretBudget || len(got) != 2 {
+		t.Fatalf("statuses %v, want %d×401 and %d×429", got, wrongSecretBudget, n-wrongSecretBudget)
 	}
+}
+
+// lockstep holds a request's k-th ClientAddr call until n requests have
+// made their k-th call, or a moment has passed (some make fewer calls).
+type lockstep struct {
+	n       int
+	resolve func(*http.Request) string
+	mu      sync.Mutex
+	calls   map[*http.Request]int
+	rounds  []*round
+}
+
+type round struct {
+	arrived int
+	all     chan struct{}
+}
+
+func (l *lockstep) clientAddr(r *http.Request) string {
+	l.mu.Lock()
+	if l.calls == nil {
+		l.calls = map[*http.Request]int{}
+	}
+	k := l.calls[r]
+	l.calls[r]++
+	if k == len(l.rounds) {
+		l.rounds = append(l.rounds, &round{all: make(chan struct{})})
+	}
+	rd := l.rounds[k]
+	if rd.arrived++; rd.arrived == l.n {
+		close(rd.all)
+	}
+	l.mu.Unlock()
+	select {
+	case <-rd.all:
+	case <-time.After(200 * time.Millisecond):
+	}
+	return l.resolve(r)
 }
 
 func TestTheRightSecretWorksFromAnAddressOverItsWrongSecretBudget(t *testing.T) {
