@@ -186,7 +186,7 @@ func parseTestNumbers(list string) (map[string]string, error) {
 type embedConfig struct {
 	origins     string
 	publicURL   string
-	demo        bool // serve /demo/embed even with Twilio configured
+	demo        bool     // serve /demo/embed even with Twilio configured
 	hostOrigins []string // the host sites (-allowed-origins)
 	public      *url.URL // nil when -public-url is unset
 }

@@ -62,7 +62,7 @@ func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io
 	}
 	a := &app{log: log, out: stdout, store: store, hub: wsHub, svc: svc, metrics: meter.Handler()}
 	a.handler = server.NewHandler(server.Deps{
-		Hub: wsHub.Endpoint(&server.Frontend{Rules: svc, Texts: texts, Log: log, HostOrigins: cfg.embed.hostOrigins, Count: meter}),
+		Hub:           wsHub.Endpoint(&server.Frontend{Rules: svc, Texts: texts, Log: log, HostOrigins: cfg.embed.hostOrigins, Count: meter}),
 		OriginAllowed: wsHub.OriginAllowed, Assets: bundle, Health: store.Ping, Log: log,
 		Status:     newDeliveryStatus(cfg.twilio, svc, meter, clients, log),
 		Metrics:    a.publicMetrics(cfg.listen),

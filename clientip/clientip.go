@@ -28,6 +28,9 @@ func ParseCIDRs(list string) ([]netip.Prefix, error) {
 			continue
 		}
 		if p, err := netip.ParsePrefix(item); err == nil {
+			if p, err = unmapPrefix(p); err != nil {
+				return nil, fmt.Errorf("trusted proxy %q: %w", item, err)
+			}
 			out = append(out, p.Masked())
 			continue
 		}
@@ -38,6 +41,18 @@ func ParseCIDRs(list string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 	}
 	return out, nil
+}
+
+// unmapPrefix turns an IPv4-mapped IPv6 prefix (::ffff:10.0.0.0/104) into
+// the IPv4 one it means: addresses are unmapped before they are compared.
+func unmapPrefix(p netip.Prefix) (netip.Prefix, error) {
+	if !p.Addr().Is4In6() {
+		return p, nil
+	}
+	if p.Bits() < 96 {
+		return p, fmt.Errorf("an IPv4-mapped prefix needs at least 96 bits")
+	}
+	return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96), nil
 }
 
 // Of returns the client's key: its IPv4 address, or its IPv6 /64 (one

@@ -55,6 +55,7 @@ var forms = [...]form{
 	verify.CodePending:       {eventUpdate, "code_pending", "reason_code_pending", fPhone | fPending},
 	verify.NothingPending:    {eventReset, "not_requested", "reason_not_requested", fPhone},
 	verify.RateLimited:       {eventUpdate, "rate_limited", "reason_rate_limited", fRetry},
+	verify.Locked:            {eventUpdate, "rate_limited", "msg_locked", fRetry},
 	verify.SendFailed:        {eventUpdate, "send_failed", "reason_send_failed", fPhone},
 	verify.SendUncertain:     {eventUpdate, "send_failed", "msg_send_uncertain", fPhone},
 	verify.NotRequested:      {eventUpdate, "not_requested", "reason_not_requested", fPhone},

@@ -53,7 +53,9 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	})
 	mux.Handle("POST /api/siteverify", limitBody(d.SiteVerify, maxBody, bodyReadTimeout, siteverifyTooLarge))
 	mux.Handle("POST /twilio/status", limitBody(d.Status, maxBody, bodyReadTimeout, errorTooLarge))
-	mux.Handle("GET /metrics", d.Metrics)
+	if d.Metrics != nil { // nil: -metrics-addr serves it elsewhere
+		mux.Handle("GET /metrics", d.Metrics)
+	}
 	mux.Handle("GET /healthz", Healthz(d.Health, d.Log))
 	if d.Demo {
 		mux.Handle("GET /demo/embed", pageHeaders(static("text/html; charset=utf-8", a.Demo)))

@@ -16,6 +16,11 @@ func (s *Service) Verify(ctx context.Context, who Requester, rawPhone, code stri
 		return Outcome{Kind: InvalidPhone}, nil
 	}
 	now := s.now()
+	sub := who.subject(phone)
+	if wait, limit := s.lookups.Wait(sub, now); wait > 0 {
+		s.observe.RateLimited(limit)
+		return s.logged("verify", Outcome{Kind: Locked, Phone: phone, RetryAfter: wait}), nil
+	}
 	var v verdict
 	err = s.store.Update(ctx, phone, func(r *Record) (err error) {
 		v, err = s.judge(r, code, now)
@@ -26,6 +31,11 @@ func (s *Service) Verify(ctx context.Context, who Requester, rawPhone, code stri
 	}
 	o := v.Outcome
 	o.Phone = phone
+	if o.Kind != Verified && o.Kind != Locked {
+		// A wrong or stray code tells a stranger whether a code is pending:
+		// it costs a lookup, as resume does.
+		s.lookups.Take(sub, now)
+	}
 	if v.limit != "" {
 		s.observe.RateLimited(v.limit)
 	}
@@ -54,7 +64,7 @@ type verdict struct {
 func (s *Service) judge(r *Record, code string, now time.Time) (verdict, error) {
 	budget := s.cfg.Limits.WrongPerNumber
 	if wait := r.Wrong.wait(budget, now); wait > 0 {
-		return verdict{Outcome: Outcome{Kind: RateLimited, RetryAfter: wait}, limit: "wrong_codes"}, ErrNoChange
+		return verdict{Outcome: Outcome{Kind: Locked, RetryAfter: wait}, limit: "wrong_codes"}, ErrNoChange
 	}
 	p := r.Pending
 	switch {
@@ -108,19 +118,20 @@ func (s *Service) SweepExpired(ctx context.Context) (int, error) {
 		if err != nil {
 			return removed, err
 		}
-		n, err := s.sweep(ctx, phones, now)
+		n, changed, err := s.sweep(ctx, phones, now)
 		removed += n
-		if err != nil || len(phones) < sweepBatch {
-			return removed, err
+		if err != nil || len(phones) < sweepBatch || changed == 0 {
+			return removed, err // done, failing, or making no progress
 		}
 	}
 }
 
-// sweep settles the records of phones concurrently.
-func (s *Service) sweep(ctx context.Context, phones []string, now time.Time) (int, error) {
+// sweep settles the records of phones concurrently, and says how many
+// codes it removed and how many records it changed.
+func (s *Service) sweep(ctx context.Context, phones []string, now time.Time) (removed, changed int, err error) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	removed, errs := 0, []error(nil)
+	var errs []error
 	for _, phone := range phones {
 		wg.Go(func() {
 			expired := false
@@ -137,6 +148,7 @@ func (s *Service) sweep(ctx context.Context, phones []string, now time.Time) (in
 				errs = append(errs, err)
 				return
 			}
+			changed++
 			if expired {
 				removed++
 				s.pub.Publish(phone, Outcome{Kind: Expired, Phone: phone}, "")
@@ -144,7 +156,7 @@ func (s *Service) sweep(ctx context.Context, phones []string, now time.Time) (in
 		})
 	}
 	wg.Wait()
-	return removed, errors.Join(errs...)
+	return removed, changed, errors.Join(errs...)
 }
 
 // sweepRecord ends what in r has expired by now.

@@ -21,7 +21,8 @@ const (
 	AlreadyRequested       // a code is pending and the resend wait has not passed
 	CodePending            // resume: a code is pending
 	NothingPending         // resume: the flow is over, start again
-	RateLimited            // a limit is full: retry after RetryAfter
+	RateLimited            // a send limit is full: retry after RetryAfter
+	Locked                 // the number's wrong-code budget or the client's lookups are spent: retry after RetryAfter
 	SendFailed             // the message provably never left; nothing left half-done
 	SendUncertain          // the send failed but may have reached the phone: the code stays valid
 	NotRequested           // a code was checked but none is pending
@@ -36,7 +37,7 @@ const (
 
 var kindNames = [...]string{"", "code_sent", "verified", "invalid_phone", "number_rejected",
 	"country_not_allowed", "already_verified", "already_requested", "code_pending", "nothing_pending",
-	"rate_limited", "send_failed", "send_uncertain", "not_requested", "wrong_code", "too_many_attempts", "expired",
+	"rate_limited", "locked", "send_failed", "send_uncertain", "not_requested", "wrong_code", "too_many_attempts", "expired",
 	"delivery_sent", "delivery_done", "delivery_failed", "dev_text"}
 
 // String names the kind for logs and metrics.

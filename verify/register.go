@@ -70,7 +70,7 @@ type refused struct {
 func (s *Service) refusal(r *Record, a ask) (refused, bool) {
 	lim := s.cfg.Limits
 	if wait := r.Wrong.wait(lim.WrongPerNumber, a.now); wait > 0 {
-		return refused{Outcome{Kind: RateLimited, Phone: a.phone, RetryAfter: wait}, "wrong_codes"}, true
+		return refused{Outcome{Kind: Locked, Phone: a.phone, RetryAfter: wait}, "wrong_codes"}, true
 	}
 	if r.Verified() && !a.reverify { // no date: a stranger learns nothing more
 		return refused{Outcome: Outcome{Kind: AlreadyVerified, Phone: a.phone}}, true
@@ -100,7 +100,7 @@ func (s *Service) answerRefusal(r refused, a ask) Outcome {
 func (s *Service) lookup(o Outcome, who Requester, now time.Time) Outcome {
 	if wait, limit, ok := s.lookups.Take(who.subject(o.Phone), now); !ok {
 		s.observe.RateLimited(limit)
-		return Outcome{Kind: RateLimited, Phone: o.Phone, RetryAfter: wait}
+		return Outcome{Kind: Locked, Phone: o.Phone, RetryAfter: wait}
 	}
 	return o
 }

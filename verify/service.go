@@ -218,7 +218,7 @@ func (s *Service) Resume(ctx context.Context, who Requester, rawPhone string) (O
 		return Outcome{Kind: InvalidPhone}, nil
 	}
 	now := s.now()
-	if o := s.lookup(Outcome{Phone: phone}, who, now); o.Kind == RateLimited {
+	if o := s.lookup(Outcome{Phone: phone}, who, now); o.Kind == Locked {
 		return s.logged("resume", o), nil
 	}
 	rec, err := s.store.Get(ctx, phone)
