@@ -14,7 +14,10 @@ func FuzzNormalizePhone(f *testing.F) {
 	}
 	f.Add("020 7183 8750", "GB")
 	f.Add("415 555 2671", "ZZ")
+	f.Add("+12015550123", "US")
+	f.Add("+10005550123", "CA")
 	f.Fuzz(func(t *testing.T, input, region string) {
+		agree(t, input, region) // the fast path answers what libphonenumber answers
 		e164, err := NormalizePhone(input, region)
 		if err != nil {
 			if e164 != "" {
