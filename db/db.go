@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,8 +28,10 @@ var (
 )
 
 const (
-	schemaVersion = 1
-	recordV1      = 1 // first byte of every stored record
+	// schemaVersion 2 writes records as recordV2; a file of version 1 is
+	// read as it is (its records are rewritten as they change), and an
+	// older binary refuses a version-2 file rather than misread it.
+	schemaVersion = 2
 	maxBatch      = 1024
 	// maxReported bounds the numbers remembered as already reported
 	// unreadable; the set is cleared when full, so a number may be
@@ -90,7 +91,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get(keySchema); v != nil && !bytes.Equal(v, []byte{schemaVersion}) {
+		if v := meta.Get(keySchema); v != nil && (len(v) != 1 || v[0] > schemaVersion) {
 			return fmt.Errorf("schema version %v is newer than this binary knows (%d)", v, schemaVersion)
 		}
 		return meta.Put(keySchema, []byte{schemaVersion})
@@ -328,78 +329,6 @@ func expiryKey(phone string, rec verify.Record) []byte {
 	k := make([]byte, 8, 8+len(phone))
 	binary.BigEndian.PutUint64(k, uint64(next.UnixNano()))
 	return append(k, phone...)
-}
-
-// storedRecord is the JSON of record version 1, kept apart from the
-// domain's types so that renaming a field there cannot change the file.
-type storedRecord struct {
-	VerifiedAt time.Time      `json:"verified_at,omitzero"`
-	Pending    *storedPending `json:"pending,omitempty"`
-	Sends      *storedWindow  `json:"sends,omitempty"`
-	Wrong      *storedWindow  `json:"wrong,omitempty"`
-}
-
-type storedWindow struct {
-	Until time.Time `json:"until"`
-	Count int       `json:"count"`
-}
-
-type storedPending struct {
-	Secret    string    `json:"secret,omitempty"`
-	TestCode  string    `json:"test_code,omitempty"`
-	Digits    int       `json:"digits"`
-	SentAt    time.Time `json:"sent_at"`
-	ExpiresAt time.Time `json:"expires_at"`
-	Attempts  int       `json:"attempts"`
-	Conn      string    `json:"conn,omitempty"`
-	Uncertain bool      `json:"uncertain,omitempty"`
-}
-
-func encode(rec verify.Record) ([]byte, error) {
-	out := storedRecord{VerifiedAt: rec.VerifiedAt, Sends: storeWindow(rec.Sends), Wrong: storeWindow(rec.Wrong)}
-	if p := rec.Pending; p != nil {
-		out.Pending = &storedPending{Secret: p.Secret, TestCode: p.TestCode, Digits: p.Digits,
-			SentAt: p.SentAt, ExpiresAt: p.ExpiresAt, Attempts: p.Attempts, Conn: p.Conn, Uncertain: p.Uncertain}
-	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte{recordV1}, b...), nil
-}
-
-// decode copies out of v, which dies with its transaction.
-func decode(v []byte) (verify.Record, error) {
-	if v == nil {
-		return verify.Record{}, nil
-	}
-	if len(v) == 0 || v[0] != recordV1 {
-		return verify.Record{}, fmt.Errorf("unknown record version")
-	}
-	var in storedRecord
-	if err := json.Unmarshal(v[1:], &in); err != nil {
-		return verify.Record{}, err
-	}
-	rec := verify.Record{VerifiedAt: in.VerifiedAt, Sends: in.Sends.window(), Wrong: in.Wrong.window()}
-	if p := in.Pending; p != nil {
-		rec.Pending = &verify.Pending{Secret: p.Secret, TestCode: p.TestCode, Digits: p.Digits,
-			SentAt: p.SentAt, ExpiresAt: p.ExpiresAt, Attempts: p.Attempts, Conn: p.Conn, Uncertain: p.Uncertain}
-	}
-	return rec, nil
-}
-
-func storeWindow(w verify.Window) *storedWindow {
-	if w.Count == 0 {
-		return nil
-	}
-	return &storedWindow{Until: w.Until, Count: w.Count}
-}
-
-func (w *storedWindow) window() verify.Window {
-	if w == nil {
-		return verify.Window{}
-	}
-	return verify.Window{Until: w.Until, Count: w.Count}
 }
 
 // Get implements verify.Store. A stored record that does not decode reads

@@ -186,3 +186,22 @@ func benchUpdate(b *testing.B, writers int) {
 func BenchmarkUpdate1(b *testing.B)   { benchUpdate(b, 1) }
 func BenchmarkUpdate64(b *testing.B)  { benchUpdate(b, 32) }  // 32 x GOMAXPROCS(2) = 64 goroutines
 func BenchmarkUpdate512(b *testing.B) { benchUpdate(b, 256) } // 512 goroutines
+
+// BenchmarkRecordCodec is one read-modify-write of a pending record's
+// bytes, as every Update does.
+func BenchmarkRecordCodec(b *testing.B) {
+	rec := verify.Record{Sends: verify.Window{Until: t0, Count: 1}, Pending: pendingAt(t0.Add(time.Minute))}
+	rec.Pending.Secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+	v, _ := encode(rec)
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := decode(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.Pending.Attempts++
+		if v, err = encode(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,73 @@
+package db
+
+import (
+	"testing"
+	"time"
+
+	"verifier/verify"
+)
+
+func TestRecordsRoundTripThroughVersion2(t *testing.T) {
+	at := time.Date(2026, 12, 1, 15, 4, 5, 123456789, time.UTC)
+	for name, rec := range map[string]verify.Record{
+		"empty":    {},
+		"verified": {VerifiedAt: at},
+		"windows":  {Sends: verify.Window{Until: at, Count: 3}, Wrong: verify.Window{Until: at.Add(time.Hour), Count: 25}},
+		"pending": {Pending: &verify.Pending{Secret: "JBSWY3DPEHPK3PXP", Digits: 6, SentAt: at, ExpiresAt: at.Add(10 * time.Minute),
+			Attempts: 2, Conn: "c0a1b2c3.17", Uncertain: true}},
+		"all": {VerifiedAt: at, Sends: verify.Window{Until: at, Count: 1}, Wrong: verify.Window{Until: at, Count: 1},
+			Pending: &verify.Pending{TestCode: "123456", Digits: 6, SentAt: at, ExpiresAt: at}},
+	} {
+		b, err := encode(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decode(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !same(got, rec) {
+			t.Fatalf("%s: %+v came back as %+v", name, rec, got)
+		}
+		for cut := 1; cut < len(b); cut++ { // every shorter record is refused, never misread
+			if _, err := decode(b[:cut]); err == nil && cut > 1 {
+				t.Fatalf("%s cut to %d of %d bytes decoded", name, cut, len(b))
+			}
+		}
+		if _, err := decode(append(b, 0)); err == nil {
+			t.Fatalf("%s: a trailing byte was accepted", name)
+		}
+	}
+}
+
+func same(a, b verify.Record) bool {
+	if !a.VerifiedAt.Equal(b.VerifiedAt) || a.Sends.Count != b.Sends.Count || !a.Sends.Until.Equal(b.Sends.Until) ||
+		a.Wrong.Count != b.Wrong.Count || !a.Wrong.Until.Equal(b.Wrong.Until) || (a.Pending == nil) != (b.Pending == nil) {
+		return false
+	}
+	if a.Pending == nil {
+		return true
+	}
+	p, q := *a.Pending, *b.Pending
+	return p.Secret == q.Secret && p.TestCode == q.TestCode && p.Digits == q.Digits && p.SentAt.Equal(q.SentAt) &&
+		p.ExpiresAt.Equal(q.ExpiresAt) && p.Attempts == q.Attempts && p.Conn == q.Conn && p.Uncertain == q.Uncertain
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	b, _ := encode(verify.Record{VerifiedAt: time.Now(), Pending: &verify.Pending{Secret: "X", Digits: 6}})
+	f.Add(b)
+	f.Add([]byte{recordV1, '{', '}'})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		rec, err := decode(v)
+		if err != nil {
+			return
+		}
+		again, err := encode(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back, err := decode(again); err != nil || !same(back, rec) {
+			t.Fatalf("%+v does not survive a round trip: %+v, %v", rec, back, err)
+		}
+	})
+}
