@@ -84,6 +84,8 @@ type listenConfig struct {
 	conns       hub.Limits
 	proxies     string
 	trusted     []netip.Prefix // proxies whose forwarding headers name the client
+	gcPercent   int            // GOGC
+	memoryLimit int64          // GOMEMLIMIT in MiB; 0: none
 }
 
 func (c *listenConfig) flags(fs *flag.FlagSet) {
@@ -91,6 +93,8 @@ func (c *listenConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.dbPath, "db", "verifier.db", "bbolt database file")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve net/http/pprof here (loopback only, e.g. 127.0.0.1:6060)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the public one (e.g. 127.0.0.1:9100)")
+	fs.IntVar(&c.gcPercent, "gc-percent", defaultGCPercent, "garbage collector target (GOGC): heap growth in percent before a collection")
+	fs.Int64Var(&c.memoryLimit, "memory-limit-mb", 0, "soft memory limit for the Go runtime (GOMEMLIMIT) in MiB; the collector runs harder near it (0: none)")
 	fs.StringVar(&c.proxies, "trusted-proxies", "", "CIDRs of reverse proxies whose X-Forwarded-For/Forwarded name the client (e.g. 10.0.0.0/8); empty: the TCP peer is the client")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log lines as text or json")
 	fs.IntVar(&c.conns.Max, "max-connections", 15000, "open WebSockets at most; more are refused with 503 (0: no cap)")
@@ -106,10 +110,18 @@ func (c *listenConfig) check(func(string) string) error {
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return fmt.Errorf("log format %q: want text or json", c.logFormat)
 	}
+	if c.gcPercent < 10 || c.memoryLimit < 0 {
+		return fmt.Errorf("-gc-percent %d / -memory-limit-mb %d: want at least 10 and not negative", c.gcPercent, c.memoryLimit)
+	}
 	var err error
 	c.trusted, err = clientip.ParseCIDRs(c.proxies)
 	return err
 }
+
+// defaultGCPercent trades memory for CPU: a flow allocates about 40 KB and
+// lives briefly, so collecting less often cuts the collector's share of the
+// CPU (measured with flowload; see bench/RESULTS.md).
+const defaultGCPercent = 100
 
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)

@@ -69,11 +69,23 @@ func (b *lineBuffer) String() string {
 
 func (b *lineBuffer) waitFor(t testing.TB, prefix string) string {
 	t.Helper()
+	return b.waitLine(t, prefix, strings.HasPrefix)
+}
+
+// waitContaining waits for a line holding part: log lines reach standard
+// error up to 100 ms after they are written.
+func (b *lineBuffer) waitContaining(t testing.TB, part string) string {
+	t.Helper()
+	return b.waitLine(t, part, strings.Contains)
+}
+
+func (b *lineBuffer) waitLine(t testing.TB, want string, match func(line, want string) bool) string {
+	t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
 		b.mu.Lock()
 		for _, l := range b.lines {
-			if strings.HasPrefix(l, prefix) {
+			if match(l, want) {
 				b.mu.Unlock()
 				return l
 			}
@@ -82,7 +94,7 @@ func (b *lineBuffer) waitFor(t testing.TB, prefix string) string {
 		select {
 		case <-b.added:
 		case <-deadline:
-			t.Fatalf("no line starting %q in %q", prefix, b.lines)
+			t.Fatalf("no line matching %q in %q", want, b.lines)
 		}
 	}
 }

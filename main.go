@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -54,7 +55,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	default:
 		return fmt.Errorf("unknown command %q: want serve or api-key", command)
 	}
-	log := newLogger(cfg.listen.logFormat, stderr)
+	logs := newBufferedLog(stderr)
+	defer logs.Close()
+	log := newLogger(cfg.listen.logFormat, logs)
+	tuneRuntime(cfg.listen)
 	store, err := db.Open(cfg.listen.dbPath, db.WithLogger(log))
 	if err != nil {
 		return err
@@ -154,6 +158,15 @@ func (a *app) shutdown(srv *http.Server) error {
 		a.log.Warn("shutdown incomplete", "event", "shutdown", "reason", "timeout", "err", err)
 	}
 	return nil
+}
+
+// tuneRuntime sets the collector from the flags (which win over GOGC and
+// GOMEMLIMIT in the environment).
+func tuneRuntime(cfg listenConfig) {
+	debug.SetGCPercent(cfg.gcPercent)
+	if cfg.memoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.memoryLimit << 20)
+	}
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {
