@@ -97,7 +97,7 @@ func (c *listenConfig) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.memoryLimit, "memory-limit-mb", 0, "soft memory limit for the Go runtime (GOMEMLIMIT) in MiB; the collector runs harder near it (0: none)")
 	fs.StringVar(&c.proxies, "trusted-proxies", "", "CIDRs of reverse proxies whose X-Forwarded-For/Forwarded name the client (e.g. 10.0.0.0/8); empty: the TCP peer is the client")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log lines as text or json")
-	fs.IntVar(&c.conns.Max, "max-connections", 15000, "open WebSockets at most; more are refused with 503 (0: no cap)")
+	fs.IntVar(&c.conns.Max, "max-connections", -1, "open WebSockets at most; more are refused with 503 (default: the open-files limit, raised to its hard limit, less 512; 0: no cap)")
 	fs.IntVar(&c.conns.PerClient, "max-connections-per-ip", 200, "open WebSockets from one client address; more get 429 (0: no cap)")
 	fs.DurationVar(&c.conns.HandshakeTimeout, "handshake-timeout", 10*time.Second, "how long a client may take to send its request headers and finish a WebSocket upgrade")
 	fs.DurationVar(&c.conns.IdleTimeout, "idle-timeout", 30*time.Minute, "close a WebSocket whose client sent nothing for this long (0: never)")

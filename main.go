@@ -59,6 +59,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer logs.Close()
 	log := newLogger(cfg.listen.logFormat, logs)
 	tuneRuntime(cfg.listen)
+	if files := raiseFileLimit(); cfg.listen.conns.Max < 0 {
+		cfg.listen.conns.Max = connectionCap(files)
+		log.Info("connection cap", "event", "start", "reason", "max_connections", "max", cfg.listen.conns.Max, "open_files", files)
+	}
 	store, err := db.Open(cfg.listen.dbPath, db.WithLogger(log))
 	if err != nil {
 		return err

@@ -44,9 +44,10 @@ type Twilio struct {
 
 var _ channel.Sender = (*Twilio)(nil)
 
-// idleToTwilio is how many keep-alive connections to Twilio are kept: as
-// many as texts may be in flight at once, so a burst opens no new ones.
-const idleToTwilio = 1024
+// twilioConns is how many connections to Twilio are open at most, all kept
+// alive between texts, so a burst opens none: more texts at once wait for
+// one. It fits the server's reserve of file descriptors beside its sockets.
+const twilioConns = 448
 
 // NewTwilio checks the configuration and builds the client.
 func NewTwilio(cfg TwilioConfig) (*Twilio, error) {
@@ -80,8 +81,9 @@ func newHTTPClient(timeout time.Duration) *http.Client {
 		Timeout: timeout,
 		Transport: &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
-			MaxIdleConns:        idleToTwilio,
-			MaxIdleConnsPerHost: idleToTwilio,
+			MaxIdleConns:        twilioConns,
+			MaxIdleConnsPerHost: twilioConns,
+			MaxConnsPerHost:     twilioConns,
 			IdleConnTimeout:     90 * time.Second,
 			TLSHandshakeTimeout: 10 * time.Second,
 			ForceAttemptHTTP2:   true,
