@@ -121,7 +121,7 @@ func (c *listenConfig) check(func(string) string) error {
 // defaultGCPercent trades memory for CPU: a flow allocates about 40 KB and
 // lives briefly, so collecting less often cuts the collector's share of the
 // CPU (measured with flowload; see bench/RESULTS.md).
-const defaultGCPercent = 100
+const defaultGCPercent = 200
 
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
