@@ -1,37 +1,56 @@
 #!/usr/bin/env bash
-# The measurements behind bench/RESULTS.md, in one sitting. Takes ~15 min.
+# The measurements behind bench/RESULTS.md, in one sitting, with the load
+# generator our figures come from (../shared/tools/flowload) and its null
+# server. Three runs of each; prints the medians. Takes about 6 minutes.
 #   bench/run.sh [out-dir]
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 out=${1:-$(mktemp -d)}
 mkdir -p "$out"
+flowload_src=${FLOWLOAD:-../shared/tools/flowload}
+(cd "$flowload_src" && go build -o "$out/flowload" .)
 go build -o "$out/verifier" .
-go build -o "$out/loadgen" ./bench/loadgen
-lg="$out/loadgen"
+fl="$out/flowload"
 srv="$out/verifier"
-{ nproc; free -h; go version; } > "$out/machine.txt"
+{ date -u; nproc; free -h; go version; } > "$out/machine.txt"
 
-for people in 500 1000; do
-  for i in 1 2 3; do
-    "$lg" -null -mode closed -c "$people" -d 10s -json > "$out/closed-null-$people-$i.json"
-    "$lg" -spawn "$srv" -mode closed -c "$people" -d 10s -json > "$out/closed-verifier-$people-$i.json"
-  done
+for i in 1 2 3; do # closed model, 1,000 people, product beside the null server
+  "$fl" -bin "$srv" -mode null,flows -c 1000 -d 8s -warmup 2s -kill -json "$out/closed-$i.json" > "$out/closed-$i.txt" 2>&1
 done
-
-# Open model at half the null server's median closed rate with 500 people.
-null_rate=$(python3 -c "import json,statistics,glob; print(statistics.median(json.load(open(f))['flows_per_sec'] for f in glob.glob('$out/closed-null-500-*.json')))")
-rate=$(python3 -c "print(round($null_rate/2))")
+rate=$(python3 - "$out" <<'PY'
+import json, statistics, sys, glob
+runs = [json.load(open(f)) for f in sorted(glob.glob(sys.argv[1] + "/closed-*.json"))]
+print(round(statistics.median(r["null"]["flows_per_s"] for r in runs) / 2))
+PY
+)
 echo "$rate" > "$out/open-rate.txt"
-for i in 1 2 3; do
-  "$lg" -spawn "$srv" -mode open -rate "$rate" -d 60s -json > "$out/open-verifier-$i.json"
+for i in 1 2 3; do # open model at half the null's closed rate
+  "$fl" -bin "$srv" -mode flows -rate "$rate" -d 15s -warmup 2s -kill -json "$out/open-$i.json" > "$out/open-$i.txt" 2>&1
 done
-
-# Idle sockets, and open load at R/4 with and without them.
-quarter=$(python3 -c "print(round($rate/4))")
-for i in 1 2 3; do
-  "$lg" -spawn "$srv" -mode open -rate "$quarter" -d 20s -json > "$out/quarter-plain-$i.json"
-  "$lg" -spawn "$srv" -mode open -rate "$quarter" -d 20s -idle 19000 -json > "$out/quarter-idle-$i.json"
+for i in 1 2 3; do # idle sockets: as many as the open-files limit allows
+  "$fl" -bin "$srv" -mode idle -n 19000 -kill -json "$out/idle-$i.json" > "$out/idle-$i.txt" 2>&1
 done
+go run ./bench/startup -db "$out/1m.db" -fill 1000000 -binary "$srv" -runs 5 > "$out/startup.txt" 2>&1
+rm -f "$out/1m.db"
 
-go test -run '^$' -bench . -benchmem -count 3 ./verify ./db ./server ./hub ./bench > "$out/gobench.txt" 2>&1
+python3 - "$out" <<'PY'
+import json, statistics as st, sys, glob
+d = sys.argv[1]
+load = lambda pat: [json.load(open(f)) for f in sorted(glob.glob(f"{d}/{pat}"))]
+med = lambda xs: st.median(xs)
+closed, opened, idle = load("closed-*.json"), load("open-*.json"), load("idle-*.json")
+nf = [r["null"]["flows_per_s"] for r in closed]; pf = [r["flows"]["flows_per_s"] for r in closed]
+nc = [r["null"]["server"]["cpu_ms_per_flow"] for r in closed]; pc = [r["flows"]["server"]["cpu_ms_per_flow"] for r in closed]
+print(f"closed, 1,000 people: null {med(nf):.0f} flows/s, product {med(pf):.0f}; ratio per run {[round(p/n, 2) for p, n in zip(pf, nf)]}, median {med([p/n for p, n in zip(pf, nf)]):.2f}")
+print(f"CPU per flow: null {med(nc):.3f} ms, product {med(pc):.3f} ms; per run {[round(p/n, 2) for p, n in zip(pc, nc)]}, median {med([p/n for p, n in zip(pc, nc)]):.2f}x")
+print(f"closed errors: {[r['flows']['errors_total'] for r in closed]}")
+o = [r["flows"] for r in opened]
+for step in ("register", "verify"):
+    for q in ("p99", "max"):
+        xs = [x["latency_ms"][step][q] for x in o]
+        print(f"open {step} {q} ms: per run {[round(x, 1) for x in xs]}, median {med(xs):.1f}")
+print(f"open late starts (>100 ms): {[x['late_starts_100ms'] for x in o]}, not started {[x['not_started'] for x in o]}, errors {[x['errors_total'] for x in o]}")
+print(f"idle: opened {[r['idle']['opened'] for r in idle]} of {[r['idle']['target'] for r in idle]}, KB per socket {[round(r['idle']['kb_per_conn'], 2) for r in idle]}")
+print(open(f"{d}/startup.txt").read().strip().splitlines()[-1])
+PY
 echo "results in $out"
