@@ -2,6 +2,7 @@ package verify
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 
@@ -45,9 +46,12 @@ func parsePhone(input, defaultRegion string) (parsedPhone, error) {
 	}
 	// Parse accepts things like "12345"; only the numbering plans know.
 	// IsValidNumber is GetRegionCodeForNumber and IsValidNumberForRegion:
-	// called apart, the region is looked up once.
-	region := phonenumbers.GetRegionCodeForNumber(num)
-	if !phonenumbers.IsValidNumberForRegion(num, region) {
+	// called apart, the region is looked up once. A +1 number valid in the
+	// US is the US's: it comes first among +1's regions (nanpFirst).
+	region := ""
+	if ok && nanpFirst && phonenumbers.IsValidNumberForRegion(num, "US") {
+		region = "US"
+	} else if region = phonenumbers.GetRegionCodeForNumber(num); !phonenumbers.IsValidNumberForRegion(num, region) {
 		return parsedPhone{}, ErrInvalidPhone
 	}
 	e164 := input
@@ -61,6 +65,10 @@ func parsePhone(input, defaultRegion string) (parsedPhone, error) {
 	}
 	return parsedPhone{e164, region}, nil
 }
+
+// nanpFirst holds when the metadata lists the US first among +1's regions,
+// so GetRegionCodeForNumber answers US for every +1 number valid there.
+var nanpFirst = slices.Index(phonenumbers.GetRegionCodesForCountryCode(1), "US") == 0
 
 // parseNANP reads "+1" and ten digits, the form most numbers arrive in,
 // without phonenumbers.Parse, whose regular expressions are half a parse's
