@@ -122,8 +122,14 @@ func (r *reader) string() string {
 	return s
 }
 
+// window reads a window; one that counts nothing is no window at all, as
+// encode writes it.
 func (r *reader) window() verify.Window {
-	return verify.Window{Until: r.time(), Count: int(r.uvarint())}
+	w := verify.Window{Until: r.time(), Count: int(r.uvarint())}
+	if w.Count <= 0 {
+		return verify.Window{}
+	}
+	return w
 }
 
 func decodeV2(v []byte) (verify.Record, error) {
