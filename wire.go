@@ -41,11 +41,11 @@ func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io
 	wsHub := hub.New(hub.Config{AllowedOrigins: cfg.embed.allowedOrigins(), Limits: cfg.listen.conns, ClientAddr: clients.Of}, log)
 	meter.WatchConnections(wsHub.Open)
 	pub := server.Publisher{Hub: wsHub, Texts: texts}
-	sender, err := newSender(cfg.twilio, pub, stdout, log)
+	carrier, err := newCarrier(cfg.twilio, pub, stdout, log)
 	if err != nil {
 		return nil, err
 	}
-	texter, err := channel.NewSMS(countedSender{sender, meter}, bundle.SMSTemplates(), cfg.embed.webOTPHost())
+	channels, err := newChannels(carrier, bundle, cfg.embed.webOTPHost(), meter)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +54,7 @@ func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io
 		return nil, err
 	}
 	svc, err := verify.NewService(cfg.rules.Config, verify.Deps{
-		Store: timedStore{store, meter}, Channels: verify.Channels{"sms": texter},
+		Store: timedStore{store, meter}, Channels: channels,
 		Pub: pub, Tokens: tokens, Observe: meter, Log: log,
 	})
 	if err != nil {
@@ -100,9 +100,16 @@ func newSiteVerify(tokens *token.Tokens, apiKey string, clients clientip.Resolve
 			Rate: verify.Rate{N: wrongSecretsPerMinute, Per: time.Minute}, Key: verify.ByClient})}
 }
 
-// newSender texts through Twilio when it is configured, else prints texts
-// and shows them in the asking page's dev inbox.
-func newSender(cfg twilioConfig, inbox sms.Inbox, stdout io.Writer, log *slog.Logger) (channel.Sender, error) {
+// carrier is what carries codes: Twilio, or the console in development.
+type carrier interface {
+	channel.Sender
+	channel.Caller
+	CanCall() bool
+}
+
+// newCarrier texts and calls through Twilio when it is configured, else
+// prints texts and calls and shows them in the asking page's dev inbox.
+func newCarrier(cfg twilioConfig, inbox sms.Inbox, stdout io.Writer, log *slog.Logger) (carrier, error) {
 	if cfg.sms != nil {
 		return sms.NewTwilio(*cfg.sms)
 	}
@@ -110,6 +117,22 @@ func newSender(cfg twilioConfig, inbox sms.Inbox, stdout io.Writer, log *slog.Lo
 		"not sent, and every token this server issues is a development token (siteverify answers \"dev\": true)",
 		"event", "start", "reason", "console_sender")
 	return sms.NewConsole(stdout, inbox), nil
+}
+
+// newChannels offers SMS, and voice calls where the carrier can place them.
+// A call counts as a text against every limit and the cost cap.
+func newChannels(c carrier, bundle *assets.Bundle, webOTPHost string, meter *metrics.Metrics) (verify.Channels, error) {
+	texter, err := channel.NewSMS(countedSender{c, meter}, bundle.SMSTemplates(), webOTPHost)
+	if err != nil {
+		return nil, err
+	}
+	channels := verify.Channels{"sms": texter}
+	if c.CanCall() {
+		if channels["call"], err = channel.NewCall(c, bundle.CallTemplates()); err != nil {
+			return nil, err
+		}
+	}
+	return channels, nil
 }
 
 // timedStore measures the rules' durable writes.

@@ -34,6 +34,7 @@ const (
 	fCountry                      // country
 	fStatus                       // status, and error_code when the provider gave one
 	fBody                         // body
+	fChannel                      // channel
 )
 
 // form is how one outcome travels: its event, its reason for programs,
@@ -45,7 +46,7 @@ type form struct {
 
 // forms is the one table from outcomes to the protocol.
 var forms = [...]form{
-	verify.CodeSent:          {eventCodeGenerated, "", "", fPhone | fPending},
+	verify.CodeSent:          {eventCodeGenerated, "", "", fPhone | fPending | fChannel},
 	verify.Verified:          {eventVerified, "", "", fPhone | fVerifiedAt | fToken},
 	verify.InvalidPhone:      {eventUpdate, "invalid_phone", "reason_invalid_phone", 0},
 	verify.NumberRejected:    {eventUpdate, "invalid_phone", "msg_number_rejected", fPhone},
@@ -103,6 +104,7 @@ type wireData struct {
 	Status       string  `json:"status,omitempty"`
 	ErrorCode    string  `json:"error_code,omitempty"`
 	Body         string  `json:"body,omitempty"`
+	Channel      string  `json:"channel,omitempty"`
 }
 
 // render encodes an outcome as its event, worded in lang.
@@ -149,6 +151,9 @@ func fill(d *wireData, fields field, o verify.Outcome) {
 	}
 	if fields&fBody != 0 {
 		d.Body = o.Body
+	}
+	if fields&fChannel != 0 {
+		d.Channel = o.Channel
 	}
 }
 

@@ -270,7 +270,7 @@ type renderKeyCase struct {
 
 var renderKeyCases = []renderKeyCase{
 	{name: "code_generated", kind: verify.CodeSent, event: "code_generated",
-		keys: []string{"code_length", "expires_in", "phone_number", "resend_in"}, golden: true},
+		keys: []string{"channel", "code_length", "expires_in", "phone_number", "resend_in"}, golden: true},
 	{name: "verified with token", kind: verify.Verified, event: "verified",
 		keys: []string{"phone_number", "token", "verified_at"}, golden: true},
 	{name: "verified published", kind: verify.Verified, tweak: func(o *verify.Outcome) { o.Token = "" }, event: "verified",

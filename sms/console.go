@@ -21,7 +21,10 @@ type Console struct {
 	inbox Inbox // nil: print only
 }
 
-var _ channel.Sender = (*Console)(nil)
+var (
+	_ channel.Sender = (*Console)(nil)
+	_ channel.Caller = (*Console)(nil)
+)
 
 // Inbox shows a printed text to the connection that asked for it.
 type Inbox interface {
@@ -44,6 +47,24 @@ func (c *Console) Send(_ context.Context, t channel.Text) error {
 	}
 	if c.inbox != nil && t.Conn != "" {
 		c.inbox.Tell(t.Conn, verify.Outcome{Kind: verify.DevText, Phone: t.To, Body: t.Body})
+	}
+	return nil
+}
+
+// CanCall reports that the console "places" calls too.
+func (c *Console) CanCall() bool { return true }
+
+// Call writes "DEV CALL to <E.164>: <what would be said>" as one line and
+// shows it in the asking page's dev inbox.
+func (c *Console) Call(_ context.Context, v channel.Voice) error {
+	c.mu.Lock()
+	_, err := fmt.Fprintf(c.out, "DEV CALL to %s: %s\n", v.To, OneLine(v.Spoken))
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("console: %w: %w", verify.ErrNotSent, err)
+	}
+	if c.inbox != nil && v.Conn != "" {
+		c.inbox.Tell(v.Conn, verify.Outcome{Kind: verify.DevText, Phone: v.To, Body: "📞 " + v.Spoken})
 	}
 	return nil
 }

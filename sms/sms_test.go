@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,5 +146,32 @@ func TestConsolePrintsOneLinePerMessage(t *testing.T) {
 	want := "DEV SMS to +14155552671: Your verification code is: 123456 | @example.com #123456\n"
 	if out.String() != want {
 		t.Fatalf("printed %q, want %q", out.String(), want)
+	}
+}
+
+func TestTwilioPlacesACallThatSaysTheTwiML(t *testing.T) {
+	fake := faketwilio.New(sid, token)
+	tw := newTwilio(t, fake, nil)
+	twiml := `<Response><Say language="en-US">Your verification code is 1, 2, 3, 4, 5, 6.</Say></Response>`
+	if err := tw.Call(context.Background(), channel.Voice{To: msgTo, TwiML: twiml}); err != nil {
+		t.Fatal(err)
+	}
+	calls := fake.Calls()
+	if len(calls) != 1 || calls[0].To != msgTo || calls[0].From != "+15005550006" || calls[0].Twiml != twiml ||
+		faketwilio.Code(calls[0].Body) != "123456" {
+		t.Fatalf("calls %+v", calls)
+	}
+	fake.SetFailure(&faketwilio.Failure{HTTPStatus: 400, Code: 21215}) // geo permissions: nothing placed
+	if err := tw.Call(context.Background(), channel.Voice{To: msgTo, TwiML: twiml}); proves(err) != "not sent" {
+		t.Fatalf("err %v: %s", err, proves(err))
+	}
+}
+
+func TestConsolePrintsACallOnOneLine(t *testing.T) {
+	var out strings.Builder
+	c := NewConsole(&out, nil)
+	c.Call(context.Background(), channel.Voice{To: "+14155552671", Spoken: "Your code is 1, 2, 3."})
+	if out.String() != "DEV CALL to +14155552671: Your code is 1, 2, 3.\n" {
+		t.Fatalf("printed %q", out.String())
 	}
 }

@@ -31,7 +31,8 @@ type TwilioConfig struct {
 	ValidFor            time.Duration // Twilio drops a text still queued after this
 }
 
-// Twilio sends texts through Twilio's Messages API. It posts the form
+// Twilio sends texts through Twilio's Messages API, and places calls
+// through its Calls API. It posts the form
 // itself rather than through twilio-go's api.CreateMessage, which decodes
 // the whole message into its struct and checks the credentials with
 // regular expressions on every call (a sixth of the server's CPU under
@@ -39,10 +40,14 @@ type TwilioConfig struct {
 type Twilio struct {
 	http        *http.Client
 	messagesURL string
+	callsURL    string
 	cfg         TwilioConfig
 }
 
-var _ channel.Sender = (*Twilio)(nil)
+var (
+	_ channel.Sender = (*Twilio)(nil)
+	_ channel.Caller = (*Twilio)(nil)
+)
 
 // twilioConns is how many connections to Twilio are open at most, all kept
 // alive between texts, so a burst opens none: more texts at once wait for
@@ -72,8 +77,9 @@ func NewTwilio(cfg TwilioConfig) (*Twilio, error) {
 		}
 		base = strings.TrimRight(cfg.APIURL, "/")
 	}
+	account := base + "/2010-04-01/Accounts/" + url.PathEscape(cfg.AccountSID)
 	return &Twilio{http: newHTTPClient(cfg.Timeout), cfg: cfg,
-		messagesURL: base + "/2010-04-01/Accounts/" + url.PathEscape(cfg.AccountSID) + "/Messages.json"}, nil
+		messagesURL: account + "/Messages.json", callsURL: account + "/Calls.json"}, nil
 }
 
 func newHTTPClient(timeout time.Duration) *http.Client {
@@ -130,7 +136,17 @@ func (t *Twilio) Send(ctx context.Context, text channel.Text) error {
 	if secs := int(t.cfg.ValidFor / time.Second); secs > 0 {
 		form.Set("ValidityPeriod", strconv.Itoa(min(secs, 36000)))
 	}
-	return classify(t.post(ctx, form))
+	return classify(t.post(ctx, t.messagesURL, form))
+}
+
+// CanCall reports whether calls can be placed: they need a From number (a
+// messaging service places no calls).
+func (t *Twilio) CanCall() bool { return t.cfg.From != "" }
+
+// Call places a voice call that says the TwiML.
+func (t *Twilio) Call(ctx context.Context, v channel.Voice) error {
+	form := url.Values{"To": {v.To}, "From": {t.cfg.From}, "Twiml": {v.TwiML}}
+	return classify(t.post(ctx, t.callsURL, form))
 }
 
 // maxAnswer bounds what is read of Twilio's answer.
@@ -138,8 +154,8 @@ const maxAnswer = 64 << 10
 
 // post sends the form and reads the answer: nil for 2xx, else Twilio's
 // error as twilio-go decodes it (*client.TwilioRestError).
-func (t *Twilio) post(ctx context.Context, form url.Values) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.messagesURL, strings.NewReader(form.Encode()))
+func (t *Twilio) post(ctx context.Context, to string, form url.Values) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, to, strings.NewReader(form.Encode()))
 	if err != nil {
 		return fmt.Errorf("%w: %w", verify.ErrNotSent, err)
 	}

@@ -1,4 +1,4 @@
-// Package faketwilio is a stand-in for Twilio's Messages API on loopback,
+// Package faketwilio is a stand-in for Twilio's Messages and Calls APIs on loopback,
 // for tests and the load generator: the real twilio-go client talks to it,
 // and callers read the codes from the messages it received.
 package faketwilio
@@ -13,14 +13,16 @@ import (
 	neturl "net/url"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// Message is one message the fake accepted.
+// Message is one message (or, with Twiml set, one call) the fake accepted.
 type Message struct {
 	To, From, Body, MessagingServiceSID, StatusCallback string
+	Twiml                                               string // a call's TwiML; Body is then what it says
 }
 
 // Failure is what the fake answers instead of accepting a message.
@@ -54,8 +56,8 @@ func New(accountSID, authToken string) *Server {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	want := "/2010-04-01/Accounts/" + s.AccountSID + "/Messages.json"
-	if r.Method != http.MethodPost || r.URL.Path != want {
+	base := "/2010-04-01/Accounts/" + s.AccountSID
+	if r.Method != http.MethodPost || r.URL.Path != base+"/Messages.json" && r.URL.Path != base+"/Calls.json" {
 		writeError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
 		return
 	}
@@ -70,7 +72,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m := Message{
 		To: r.PostForm.Get("To"), From: r.PostForm.Get("From"), Body: r.PostForm.Get("Body"),
 		MessagingServiceSID: r.PostForm.Get("MessagingServiceSid"),
-		StatusCallback:      r.PostForm.Get("StatusCallback"),
+		StatusCallback:      r.PostForm.Get("StatusCallback"), Twiml: r.PostForm.Get("Twiml"),
+	}
+	if m.Twiml != "" {
+		m.Body = spoken(m.Twiml)
 	}
 	if m.To == "" || m.Body == "" || (m.From == "" && m.MessagingServiceSID == "") {
 		writeError(w, http.StatusBadRequest, 21604, "A 'To' phone number, a 'From' and a 'Body' are required.")
@@ -99,6 +104,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"body": m.Body, "status": "queued",
 	})
 }
+
+// spoken is what a call's TwiML says the first time, its digits run
+// together, so Code reads a call like a text.
+func spoken(twiml string) string {
+	m := sayRE.FindStringSubmatch(twiml)
+	if m == nil {
+		return twiml
+	}
+	return digitRunRE.ReplaceAllStringFunc(m[1], func(run string) string {
+		return strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return r
+			}
+			return -1
+		}, run)
+	})
+}
+
+var (
+	sayRE      = regexp.MustCompile(`<Say[^>]*>([^<]*)</Say>`)
+	digitRunRE = regexp.MustCompile(`\d(?:[ ,.]+\d)+`)
+)
 
 func writeError(w http.ResponseWriter, status, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
@@ -194,4 +221,15 @@ func Sign(authToken, url string, form neturl.Values) string {
 		mac.Write([]byte(k + form.Get(k)))
 	}
 	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// Calls are the calls the fake accepted, oldest first.
+func (s *Server) Calls() []Message {
+	var calls []Message
+	for _, m := range s.Messages() {
+		if m.Twiml != "" {
+			calls = append(calls, m)
+		}
+	}
+	return calls
 }
