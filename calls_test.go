@@ -82,3 +82,38 @@ func TestTheConsolePrintsACallAndTheDevInboxShowsIt(t *testing.T) {
 	c.verify(phone, code)
 	c.expect("verified", "")
 }
+
+// TestSwitchingToACallSkipsTheResendWait: the text did not arrive, so the
+// person asks for a call at once; asking again by the same channel waits.
+func TestSwitchingToACallSkipsTheResendWait(t *testing.T) {
+	ts := startServer(t, []string{"-resend-after=1h"}, nil)
+	c := dial(t, ts.URL)
+	c.registerBy(phone, "sms")
+	c.expect("code_generated", "")
+	c.registerBy(phone, "sms")
+	c.expect("update", "already_requested")
+	c.registerBy(phone, "call")
+	if f := c.expect("code_generated", ""); f.Data["channel"] != "call" {
+		t.Fatalf("switch: %v", f.Data)
+	}
+	c.registerBy(phone, "call")
+	c.expect("update", "already_requested")
+	text := ts.Twilio.LastCode(phone) // the call is the last message the fake took
+	calls := ts.Twilio.Calls()
+	if len(calls) != 1 || faketwilio.Code(calls[0].Body) != text {
+		t.Fatalf("calls %+v", calls)
+	}
+	c.verify(phone, text)
+	c.expect("verified", "")
+}
+
+func TestASpanishCallSpeaksSpanish(t *testing.T) {
+	ts := startServer(t, nil, nil)
+	c := dial(t, ts.URL)
+	c.send("register", map[string]any{"phone_number": phone, "channel": "call", "lang": "es"})
+	c.expect("code_generated", "")
+	calls := ts.Twilio.Calls()
+	if len(calls) != 1 || !strings.Contains(calls[0].Twiml, `<Say language="es-ES">Su código de verificación es `) {
+		t.Fatalf("calls %+v", calls)
+	}
+}

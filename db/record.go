@@ -25,6 +25,7 @@ const (
 	hasWrong
 	hasPending
 	pendingUncertain
+	pendingChannel
 )
 
 // encode writes rec as version 2.
@@ -55,6 +56,10 @@ func encode(rec verify.Record) ([]byte, error) {
 		b = binary.AppendVarint(b, p.ExpiresAt.UnixNano())
 		b = binary.AppendUvarint(b, uint64(p.Attempts))
 		b = appendString(b, p.Conn)
+		if p.Channel != "" {
+			flags |= pendingChannel
+			b = appendString(b, p.Channel)
+		}
 	}
 	b[0], b[1] = recordV2, flags
 	return b, nil
@@ -151,6 +156,9 @@ func decodeV2(v []byte) (verify.Record, error) {
 		rec.Pending = &verify.Pending{Secret: r.string(), TestCode: r.string(), Digits: int(r.uvarint()),
 			SentAt: r.time(), ExpiresAt: r.time(), Attempts: int(r.uvarint()), Conn: r.string(),
 			Uncertain: flags&pendingUncertain != 0}
+		if flags&pendingChannel != 0 {
+			rec.Pending.Channel = r.string()
+		}
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%d bytes after the record", len(r.b))

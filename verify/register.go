@@ -75,13 +75,20 @@ func (s *Service) refusal(r *Record, a ask) (refused, bool) {
 	if r.Verified() && !a.reverify { // no date: a stranger learns nothing more
 		return refused{Outcome: Outcome{Kind: AlreadyVerified, Phone: a.phone}}, true
 	}
-	if p := r.Pending; p != nil && !p.Uncertain && a.now.Before(p.ExpiresAt) && a.now.Before(p.SentAt.Add(s.cfg.ResendAfter)) {
+	if p := r.Pending; p != nil && !p.Uncertain && sameChannel(p, a) && a.now.Before(p.ExpiresAt) && a.now.Before(p.SentAt.Add(s.cfg.ResendAfter)) {
 		return refused{Outcome: s.pendingOutcome(AlreadyRequested, a.phone, p, a.now)}, true
 	}
 	if wait := r.Sends.wait(lim.PerNumber, a.now); wait > 0 && !a.test {
 		return refused{Outcome{Kind: RateLimited, Phone: a.phone, RetryAfter: wait}, "number"}, true
 	}
 	return refused{}, false
+}
+
+// sameChannel reports whether a asks for the channel p travelled by: the
+// resend wait does not apply to switching channel (a call when the text
+// did not arrive).
+func sameChannel(p *Pending, a ask) bool {
+	return p.Channel == "" || p.Channel == a.channel || a.test
 }
 
 // answerRefusal counts a limit's refusal, and makes an answer read from
@@ -157,7 +164,8 @@ func (s *Service) sendCode(ctx context.Context, a ask, ch Channel) (Outcome, err
 		s.limits.Give(sub)
 		return Outcome{Phone: a.phone}, fmt.Errorf("register: %w", err)
 	}
-	p := &Pending{Secret: secret, Digits: s.cfg.CodeLength, SentAt: a.now, ExpiresAt: a.now.Add(s.cfg.CodeTTL), Conn: a.who.ConnID}
+	p := &Pending{Secret: secret, Digits: s.cfg.CodeLength, SentAt: a.now, ExpiresAt: a.now.Add(s.cfg.CodeTTL),
+		Conn: a.who.ConnID, Channel: a.channel}
 	previous, err := s.storePending(ctx, a, p)
 	if err != nil {
 		s.limits.Give(sub)

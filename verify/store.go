@@ -89,6 +89,7 @@ type Pending struct {
 	ExpiresAt time.Time
 	Attempts  int    // wrong codes so far
 	Conn      string // the connection that asked for it: delivery reports go there only
+	Channel   string // how it travelled ("" for a test number or an older record)
 	// Uncertain marks a code whose sending failed in a way that may still
 	// have reached the phone: it stays valid, and a new one may be asked
 	// for at once.
