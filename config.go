@@ -252,11 +252,13 @@ func (c embedConfig) webOTPHost() string {
 // printed instead.
 type twilioConfig struct {
 	timeout time.Duration
+	confirm string // the confirmation text; "" for none
 	sms     *sms.TwilioConfig // nil: print texts on stdout instead
 }
 
 func (c *twilioConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.timeout, "sms-timeout", 5*time.Second, "how long one call to the SMS provider may take")
+	fs.StringVar(&c.confirm, "confirm-message", "", `a text sent to a number once it is verified, e.g. "Your number is verified." (i18n key confirm_message translates it; empty: none)`)
 }
 
 func (c *twilioConfig) check(getenv func(string) string) error {

@@ -117,6 +117,7 @@ func (a *app) serve(ctx context.Context, cfg listenConfig) error {
 	err = a.shutdown(srv)
 	stopBackground()
 	background.Wait()
+	a.svc.Wait() // confirmation texts under way
 	return err
 }
 

@@ -56,6 +56,7 @@ func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io
 	svc, err := verify.NewService(cfg.rules.Config, verify.Deps{
 		Store: timedStore{store, meter}, Channels: channels,
 		Pub: pub, Tokens: tokens, Observe: meter, Log: log,
+		Confirm: newConfirmer(cfg.twilio.confirm, countedSender{carrier, meter}, bundle),
 	})
 	if err != nil {
 		return nil, err
@@ -133,6 +134,14 @@ func newChannels(c carrier, bundle *assets.Bundle, webOTPHost string, meter *met
 		}
 	}
 	return channels, nil
+}
+
+// newConfirmer texts verified numbers the -confirm-message, or nothing.
+func newConfirmer(text string, sender channel.Sender, bundle *assets.Bundle) verify.Confirmer {
+	if text == "" {
+		return nil
+	}
+	return channel.NewConfirmation(sender, text, bundle.Strings("confirm_message"))
 }
 
 // timedStore measures the rules' durable writes.

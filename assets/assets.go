@@ -117,12 +117,13 @@ func loadLanguages() (map[string]map[string]string, error) {
 }
 
 // SMSTemplates maps each language to its text body, with {code}.
-func (b *Bundle) SMSTemplates() map[string]string { return b.each("sms_body") }
+func (b *Bundle) SMSTemplates() map[string]string { return b.Strings("sms_body") }
 
 // CallTemplates maps each language to what a call says, with {digits}.
-func (b *Bundle) CallTemplates() map[string]string { return b.each("call_say") }
+func (b *Bundle) CallTemplates() map[string]string { return b.Strings("call_say") }
 
-func (b *Bundle) each(key string) map[string]string {
+// Strings maps each language to its string for key ("" where it has none).
+func (b *Bundle) Strings(key string) map[string]string {
 	out := map[string]string{}
 	for code, strs := range b.Languages {
 		out[code] = strs[key]

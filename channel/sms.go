@@ -68,3 +68,27 @@ func (c *SMS) body(d verify.Delivery) string {
 	}
 	return body
 }
+
+// Confirmation texts a verified number the operator's message (-confirm-
+// message), in the person's language where the bundle has it.
+type Confirmation struct {
+	sender Sender
+	texts  map[string]string // language -> text; "" falls back to the operator's
+	text   string
+}
+
+var _ verify.Confirmer = (*Confirmation)(nil)
+
+// NewConfirmation sends text, or texts[lang] where that is set.
+func NewConfirmation(sender Sender, text string, texts map[string]string) *Confirmation {
+	return &Confirmation{sender: sender, text: text, texts: texts}
+}
+
+// Confirm implements verify.Confirmer.
+func (c *Confirmation) Confirm(ctx context.Context, to, lang string) error {
+	body := c.texts[lang]
+	if body == "" {
+		body = c.text
+	}
+	return c.sender.Send(ctx, Text{To: to, Body: body})
+}

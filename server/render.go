@@ -67,6 +67,7 @@ var forms = [...]form{
 	verify.DeliveryDone:      {eventUpdate, "sms_delivered", "reason_sms_delivered", fPhone | fStatus},
 	verify.DeliveryFailed:    {eventUpdate, "sms_failed", "reason_sms_failed", fPhone | fStatus},
 	verify.DevText:           {eventDevSMS, "", "", fPhone | fBody},
+	verify.ConfirmFailed:     {eventUpdate, "confirm_failed", "msg_confirm_failed", fPhone},
 }
 
 // Answers that are not the rules' outcomes.

@@ -40,3 +40,9 @@ var (
 	// that it sent nothing.
 	ErrNotSent = errors.New("message not sent")
 )
+
+// Confirmer sends the text that tells a person their number is now
+// verified, in their language.
+type Confirmer interface {
+	Confirm(ctx context.Context, to, lang string) error
+}

@@ -98,7 +98,27 @@ func (s *Service) verified(o Outcome, sinceSent time.Duration, who Requester) Ou
 		s.log.Error("verify: token", "event", "verify", "reason", "token_failed", "err", err, "phone", MaskPhone(o.Phone))
 	}
 	o.Token = token
+	s.confirmLater(o.Phone, who)
 	return o
+}
+
+// confirmTimeout bounds one confirmation text.
+const confirmTimeout = 30 * time.Second
+
+// confirmLater texts the number that it is verified, after the answer has
+// gone: a failure never undoes the verification, and the page is told.
+func (s *Service) confirmLater(phone string, who Requester) {
+	if s.confirm == nil || s.cfg.IsTestNumber(phone) {
+		return
+	}
+	s.after.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
+		defer cancel()
+		if err := s.confirm.Confirm(ctx, phone, who.Lang); err != nil {
+			s.logged("confirm", Outcome{Kind: ConfirmFailed, Phone: phone}, "err", err)
+			s.pub.Tell(who.ConnID, Outcome{Kind: ConfirmFailed, Phone: phone})
+		}
+	})
 }
 
 // sweepBatch is how many records the sweeper reads at a time; their

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -103,6 +104,8 @@ type Service struct {
 	lookups   *Limiter // answers read from state, per client
 	numbers   *numberCache
 	countries map[string]bool // nil: every country
+	confirm   Confirmer       // nil: no confirmation text
+	after     sync.WaitGroup  // confirmation texts under way
 	now       func() time.Time
 	log       *slog.Logger
 }
@@ -128,6 +131,7 @@ type Deps struct {
 	Pub      Publisher
 	Tokens   TokenIssuer
 	Observe  Observer
+	Confirm  Confirmer // texts a verified number a confirmation; nil for none
 	Now      func() time.Time
 	Log      *slog.Logger
 }
@@ -146,7 +150,7 @@ func NewService(cfg Config, d Deps) (*Service, error) {
 		}
 	}
 	s := &Service{cfg: cfg, store: d.Store, channels: d.Channels, pub: d.Pub,
-		tokens: d.Tokens, observe: d.Observe, now: d.Now, log: d.Log,
+		tokens: d.Tokens, observe: d.Observe, confirm: d.Confirm, now: d.Now, log: d.Log,
 		limits:  NewLimiter(cfg.Limits.Table()...),
 		lookups: NewLimiter(Limit{Name: "lookup", Rate: cfg.Limits.LookupsPerClient, Key: ByClient}),
 		numbers: newNumberCache(numberCacheBytes)}
@@ -246,6 +250,9 @@ func (s *Service) Delivered(ctx context.Context, report Outcome) error {
 	}
 	return nil
 }
+
+// Wait waits for the confirmation texts under way, at shutdown.
+func (s *Service) Wait() { s.after.Wait() }
 
 // MaskPhone hides the middle digits of a number for logs.
 func MaskPhone(phone string) string {
