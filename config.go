@@ -252,7 +252,7 @@ func (c embedConfig) webOTPHost() string {
 // printed instead.
 type twilioConfig struct {
 	timeout time.Duration
-	confirm string // the confirmation text; "" for none
+	confirm string            // the confirmation text; "" for none
 	sms     *sms.TwilioConfig // nil: print texts on stdout instead
 }
 
