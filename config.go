@@ -254,6 +254,9 @@ type twilioConfig struct {
 	timeout time.Duration
 	confirm string            // the confirmation text; "" for none
 	sms     *sms.TwilioConfig // nil: print texts on stdout instead
+	// whatsAppTemplate is an approved template's ContentSid for WhatsApp
+	// codes (its variable 1 is the code); "" sends the text.
+	whatsAppTemplate string
 }
 
 func (c *twilioConfig) flags(fs *flag.FlagSet) {
@@ -266,11 +269,13 @@ func (c *twilioConfig) check(getenv func(string) string) error {
 	if sid == "" {
 		return nil
 	}
+	c.whatsAppTemplate = getenv("TWILIO_WHATSAPP_CONTENT_SID")
 	c.sms = &sms.TwilioConfig{
 		AccountSID:          sid,
 		AuthToken:           getenv("TWILIO_AUTH_TOKEN"),
 		From:                getenv("TWILIO_FROM_NUMBER"),
 		MessagingServiceSID: getenv("TWILIO_MESSAGING_SERVICE_SID"),
+		WhatsAppFrom:        getenv("TWILIO_WHATSAPP_FROM"),
 		APIURL:              getenv("TWILIO_API_URL"),
 		Timeout:             c.timeout,
 	}

@@ -45,7 +45,7 @@ func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io
 	if err != nil {
 		return nil, err
 	}
-	channels, err := newChannels(carrier, bundle, cfg.embed.webOTPHost(), meter)
+	channels, err := newChannels(carrier, bundle, cfg, meter)
 	if err != nil {
 		return nil, err
 	}
@@ -106,6 +106,7 @@ type carrier interface {
 	channel.Sender
 	channel.Caller
 	CanCall() bool
+	CanWhatsApp() bool
 }
 
 // newCarrier texts and calls through Twilio when it is configured, else
@@ -120,16 +121,23 @@ func newCarrier(cfg twilioConfig, inbox sms.Inbox, stdout io.Writer, log *slog.L
 	return sms.NewConsole(stdout, inbox), nil
 }
 
-// newChannels offers SMS, and voice calls where the carrier can place them.
-// A call counts as a text against every limit and the cost cap.
-func newChannels(c carrier, bundle *assets.Bundle, webOTPHost string, meter *metrics.Metrics) (verify.Channels, error) {
-	texter, err := channel.NewSMS(countedSender{c, meter}, bundle.SMSTemplates(), webOTPHost)
+// newChannels offers SMS, voice calls where the carrier can place them,
+// and WhatsApp where a sender is configured. Every channel counts against
+// every limit and the cost cap alike.
+func newChannels(c carrier, bundle *assets.Bundle, cfg config, meter *metrics.Metrics) (verify.Channels, error) {
+	counted := countedSender{c, meter}
+	texter, err := channel.NewSMS(counted, bundle.SMSTemplates(), cfg.embed.webOTPHost())
 	if err != nil {
 		return nil, err
 	}
 	channels := verify.Channels{"sms": texter}
 	if c.CanCall() {
 		if channels["call"], err = channel.NewCall(c, bundle.CallTemplates()); err != nil {
+			return nil, err
+		}
+	}
+	if c.CanWhatsApp() {
+		if channels["whatsapp"], err = channel.NewWhatsApp(counted, bundle.SMSTemplates(), cfg.twilio.whatsAppTemplate); err != nil {
 			return nil, err
 		}
 	}

@@ -3,8 +3,6 @@ package channel
 import (
 	"context"
 	"encoding/xml"
-	"errors"
-	"fmt"
 	"strings"
 
 	"verifier/verify"
@@ -34,13 +32,8 @@ var _ verify.Channel = (*Call)(nil)
 
 // NewCall checks that every text has {digits} and that English is there.
 func NewCall(caller Caller, texts map[string]string) (*Call, error) {
-	if _, ok := texts["en"]; !ok {
-		return nil, errors.New("channel: the call text needs an English version")
-	}
-	for lang, text := range texts {
-		if !strings.Contains(text, "{digits}") {
-			return nil, fmt.Errorf("channel: the %q call text lacks {digits}", lang)
-		}
+	if err := checkTexts(texts, "{digits}", "call"); err != nil {
+		return nil, err
 	}
 	return &Call{caller: caller, texts: texts}, nil
 }

@@ -5,7 +5,6 @@ package channel
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -14,9 +13,13 @@ import (
 
 // Text is one text message.
 type Text struct {
-	To   string // E.164
+	To   string // E.164, or whatsapp:+E.164
 	Body string
 	Conn string // the connection that asked for it (the dev inbox shows it there only)
+	// ContentSID names an approved template (WhatsApp's business-initiated
+	// messages need one), filled with ContentVariables (JSON); Body is then
+	// empty.
+	ContentSID, ContentVariables string
 }
 
 // Sender carries a text message to a number.
@@ -37,15 +40,23 @@ var _ verify.Channel = (*SMS)(nil)
 // NewSMS checks that every text has {code} and that English is there to
 // fall back on.
 func NewSMS(sender Sender, texts map[string]string, webOTPHost string) (*SMS, error) {
-	if _, ok := texts["en"]; !ok {
-		return nil, errors.New("channel: the SMS text needs an English version")
-	}
-	for lang, text := range texts {
-		if !strings.Contains(text, "{code}") {
-			return nil, fmt.Errorf("channel: the %q SMS text lacks {code}", lang)
-		}
+	if err := checkTexts(texts, "{code}", "SMS"); err != nil {
+		return nil, err
 	}
 	return &SMS{sender: sender, texts: texts, webOTPHost: webOTPHost}, nil
+}
+
+// checkTexts wants an English text, and the placeholder in every text.
+func checkTexts(texts map[string]string, placeholder, what string) error {
+	if _, ok := texts["en"]; !ok {
+		return fmt.Errorf("channel: the %s text needs an English version", what)
+	}
+	for lang, text := range texts {
+		if !strings.Contains(text, placeholder) {
+			return fmt.Errorf("channel: the %q %s text lacks %s", lang, what, placeholder)
+		}
+	}
+	return nil
 }
 
 // Deliver implements verify.Channel.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"verifier/verify"
 )
@@ -67,6 +68,8 @@ func (d *DeliveryStatus) readSigned(w http.ResponseWriter, r *http.Request) (map
 		d.Log.Warn("sms status", "event", "sms_status", "reason", "bad_signature", "client", d.ClientAddr(r))
 		return nil, http.StatusForbidden, "invalid or missing X-Twilio-Signature"
 	}
+	// A WhatsApp message's report names whatsapp:+E.164.
+	params["To"] = strings.TrimPrefix(params["To"], "whatsapp:")
 	if params["MessageStatus"] == "" || !verify.IsE164(params["To"]) {
 		return nil, http.StatusBadRequest, "MessageStatus and To (E.164) are required"
 	}

@@ -51,6 +51,9 @@ func (c *Console) Send(_ context.Context, t channel.Text) error {
 	return nil
 }
 
+// CanWhatsApp is false: development mode offers texts and calls.
+func (c *Console) CanWhatsApp() bool { return false }
+
 // CanCall reports that the console "places" calls too.
 func (c *Console) CanCall() bool { return true }
 

@@ -25,6 +25,7 @@ type TwilioConfig struct {
 	AuthToken           string
 	From                string // a Twilio number, or
 	MessagingServiceSID string // a messaging service
+	WhatsAppFrom        string // a WhatsApp sender (whatsapp:+1...); "" offers no WhatsApp
 	APIURL              string // base URL replacing https://api.twilio.com ("" keeps it)
 	StatusCallback      string // URL for delivery status callbacks, "" for none
 	Timeout             time.Duration
@@ -124,11 +125,20 @@ var rejectedCodes = map[int]bool{
 
 // Send posts the message; ctx and the client's timeout bound the call.
 func (t *Twilio) Send(ctx context.Context, text channel.Text) error {
-	form := url.Values{"To": {text.To}, "Body": {text.Body}}
-	if t.cfg.MessagingServiceSID != "" {
+	form := url.Values{"To": {text.To}}
+	switch {
+	case strings.HasPrefix(text.To, whatsapp):
+		form.Set("From", whatsapp+strings.TrimPrefix(t.cfg.WhatsAppFrom, whatsapp))
+	case t.cfg.MessagingServiceSID != "":
 		form.Set("MessagingServiceSid", t.cfg.MessagingServiceSID)
-	} else {
+	default:
 		form.Set("From", t.cfg.From)
+	}
+	if text.ContentSID != "" {
+		form.Set("ContentSid", text.ContentSID)
+		form.Set("ContentVariables", text.ContentVariables)
+	} else {
+		form.Set("Body", text.Body)
 	}
 	if t.cfg.StatusCallback != "" {
 		form.Set("StatusCallback", t.cfg.StatusCallback)
@@ -138,6 +148,12 @@ func (t *Twilio) Send(ctx context.Context, text channel.Text) error {
 	}
 	return classify(t.post(ctx, t.messagesURL, form))
 }
+
+// whatsapp prefixes WhatsApp addresses in the Messages API.
+const whatsapp = "whatsapp:"
+
+// CanWhatsApp reports whether a WhatsApp sender is configured.
+func (t *Twilio) CanWhatsApp() bool { return t.cfg.WhatsAppFrom != "" }
 
 // CanCall reports whether calls can be placed: they need a From number (a
 // messaging service places no calls).

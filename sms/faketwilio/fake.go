@@ -23,6 +23,7 @@ import (
 type Message struct {
 	To, From, Body, MessagingServiceSID, StatusCallback string
 	Twiml                                               string // a call's TwiML; Body is then what it says
+	ContentSID, ContentVariables                        string // a WhatsApp template and its variables (JSON)
 }
 
 // Failure is what the fake answers instead of accepting a message.
@@ -73,9 +74,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		To: r.PostForm.Get("To"), From: r.PostForm.Get("From"), Body: r.PostForm.Get("Body"),
 		MessagingServiceSID: r.PostForm.Get("MessagingServiceSid"),
 		StatusCallback:      r.PostForm.Get("StatusCallback"), Twiml: r.PostForm.Get("Twiml"),
+		ContentSID: r.PostForm.Get("ContentSid"), ContentVariables: r.PostForm.Get("ContentVariables"),
 	}
 	if m.Twiml != "" {
 		m.Body = spoken(m.Twiml)
+	}
+	if m.ContentSID != "" && m.Body == "" {
+		m.Body = "template " + m.ContentSID + " " + m.ContentVariables // Code reads the code from the variables
 	}
 	if m.To == "" || m.Body == "" || (m.From == "" && m.MessagingServiceSID == "") {
 		writeError(w, http.StatusBadRequest, 21604, "A 'To' phone number, a 'From' and a 'Body' are required.")
