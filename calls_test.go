@@ -1,8 +1,11 @@
 package main
 
 import (
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"verifier/sms/faketwilio"
 )
@@ -116,4 +119,44 @@ func TestASpanishCallSpeaksSpanish(t *testing.T) {
 	if len(calls) != 1 || !strings.Contains(calls[0].Twiml, `<Say language="es-ES">Su código de verificación es `) {
 		t.Fatalf("calls %+v", calls)
 	}
+}
+
+// TestATextWithNoDeliveryReportOffersACall: with status callbacks on, a
+// text that nobody reports delivered within -fallback-after brings the
+// asking page an offer; a delivered one does not.
+func TestATextWithNoDeliveryReportOffersACall(t *testing.T) {
+	const public = "https://verify.example.com"
+	ts := startServer(t, []string{"-public-url=" + public, "-fallback-after=200ms", "-resend-after=1h"}, nil)
+	c := dial(t, ts.URL)
+	c.register(phone)
+	c.expect("code_generated", "")
+	if f := c.expect("update", "sms_late"); f.Data["phone_number"] != phone || f.Data["channel"] != "sms" {
+		t.Fatalf("offer %v", f.Data)
+	}
+	c.registerBy(phone, "call") // no resend wait for switching
+	c.expect("code_generated", "")
+
+	other, watcher := numberN(1), dial(t, ts.URL)
+	watcher.register(other)
+	watcher.expect("code_generated", "")
+	postStatus(t, ts.URL, public, other, "delivered")
+	watcher.expect("update", "sms_delivered")
+	watcher.ws.SetReadDeadline(time.Now().Add(600 * time.Millisecond))
+	var f frame
+	if err := watcher.ws.ReadJSON(&f); err == nil {
+		t.Fatalf("a delivered text still brought %v", f)
+	}
+}
+
+func postStatus(t *testing.T, base, public, to, status string) {
+	t.Helper()
+	form := url.Values{"MessageSid": {"SM1"}, "MessageStatus": {status}, "To": {to}, "AccountSid": {fakeSID}}
+	req, _ := http.NewRequest("POST", base+"/twilio/status", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Twilio-Signature", faketwilio.Sign(fakeToken, public+"/twilio/status", form))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != http.StatusNoContent {
+		t.Fatalf("status callback: %v %v", res, err)
+	}
+	res.Body.Close()
 }

@@ -55,6 +55,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		}
 	}
 	cfg.twilio.link(cfg.embed, cfg.rules.CodeTTL)
+	if cfg.twilio.sms == nil || cfg.twilio.sms.StatusCallback == "" {
+		cfg.rules.FallbackAfter = 0 // no delivery reports to wait for
+	}
 	return cfg, nil
 }
 
@@ -152,6 +155,7 @@ func (c *rulesConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&lim.PerClient.N, "max-sms-per-ip", lim.PerClient.N, "texts per hour requested from one client address (0: no cap)")
 	fs.IntVar(&lim.PerPrefix.N, "max-sms-per-prefix", lim.PerPrefix.N, "texts per hour to one block of 1,000 numbers (0: no cap)")
 	fs.IntVar(&lim.PerConnection.N, "max-sms-per-connection", lim.PerConnection.N, "texts per hour requested on one connection (0: no cap)")
+	fs.DurationVar(&c.FallbackAfter, "fallback-after", 30*time.Second, "offer a call when a text has no delivery report this long after sending (needs -public-url and Twilio, for status callbacks; 0: never)")
 	fs.IntVar(&c.wrongCodes, "max-wrong-codes-per-number", -1, "wrong codes per hour for one number, across all its codes; past it no code works until the hour ends (default -max-attempts x -max-sms-per-number; 0: no cap)")
 	fs.IntVar(&lim.LookupsPerClient.N, "max-lookups-per-ip", lim.LookupsPerClient.N, "answers read from state without sending (already verified, already requested, resume) per hour for one client address (0: no cap)")
 }

@@ -68,6 +68,7 @@ var forms = [...]form{
 	verify.DeliveryFailed:    {eventUpdate, "sms_failed", "reason_sms_failed", fPhone | fStatus},
 	verify.DevText:           {eventDevSMS, "", "", fPhone | fBody},
 	verify.ConfirmFailed:     {eventUpdate, "confirm_failed", "msg_confirm_failed", fPhone},
+	verify.DeliveryLate:      {eventUpdate, "sms_late", "msg_sms_late", fPhone | fChannel},
 }
 
 // Answers that are not the rules' outcomes.

@@ -180,5 +180,8 @@ func (s *Service) sendCode(ctx context.Context, a ask, ch Channel) (Outcome, err
 	if err != nil {
 		return s.deliveryFailed(ctx, a, p, previous, err), nil
 	}
+	if a.channel != "call" { // a call answers at once; texts are reported later
+		s.watchDelivery(a.phone, p)
+	}
 	return s.logged("register", s.codeSent(a), "channel", a.channel), nil
 }

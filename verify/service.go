@@ -30,6 +30,10 @@ type Config struct {
 	// Countries lists the ISO 3166 regions (US, GB) whose numbers may
 	// receive codes; empty allows every country.
 	Countries []string
+	// FallbackAfter is how long a text may go without a delivery report
+	// before the asking page is offered another channel; 0 for never
+	// (delivery reports need Twilio's status callbacks).
+	FallbackAfter time.Duration
 }
 
 // DefaultConfig is what a server runs with when nothing is set.
@@ -105,7 +109,8 @@ type Service struct {
 	numbers   *numberCache
 	countries map[string]bool // nil: every country
 	confirm   Confirmer       // nil: no confirmation text
-	after     sync.WaitGroup  // confirmation texts under way
+	fallback  fallbacks
+	after     sync.WaitGroup // confirmation texts under way
 	now       func() time.Time
 	log       *slog.Logger
 }
@@ -166,6 +171,7 @@ func NewService(cfg Config, d Deps) (*Service, error) {
 	if s.observe == nil {
 		s.observe = noObserver{}
 	}
+	s.fallback = fallbacks{after: cfg.FallbackAfter, timers: map[string]*time.Timer{}}
 	if len(cfg.Countries) > 0 {
 		s.countries = map[string]bool{}
 		for _, cc := range cfg.Countries {
@@ -245,14 +251,21 @@ func (s *Service) Delivered(ctx context.Context, report Outcome) error {
 	if err != nil {
 		return fmt.Errorf("delivered: read: %w", err)
 	}
+	if report.Kind == DeliveryDone || report.Kind == DeliveryFailed {
+		s.fallback.settle(report.Phone)
+	}
 	if p := rec.Pending; p != nil && p.Conn != "" {
 		s.pub.Tell(p.Conn, report)
 	}
 	return nil
 }
 
-// Wait waits for the confirmation texts under way, at shutdown.
-func (s *Service) Wait() { s.after.Wait() }
+// Wait stops the fallback waits and waits for the confirmation texts
+// under way, at shutdown.
+func (s *Service) Wait() {
+	s.fallback.stop()
+	s.after.Wait()
+}
 
 // MaskPhone hides the middle digits of a number for logs.
 func MaskPhone(phone string) string {
