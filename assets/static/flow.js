@@ -41,7 +41,7 @@ function createFlow(root, opts) {
     registerForm: $("register_form"), phone: $("phone_number"), registerButton: $("register_button"),
     verifyForm: $("verify_form"), verifyInstructions: $("verify_instructions"), code: $("code"),
     verifyButton: $("verify_button"), expires: $("expires"), resendWait: $("resend_wait"),
-    resendButton: $("resend_button"), changeNumber: $("change_number"),
+    resendButton: $("resend_button"), callButton: $("call_button"), changeNumber: $("change_number"),
     verifiedPanel: $("verified_panel"), verifiedText: $("verified_text"), startOver: $("start_over"),
     inbox: $("dev_inbox"), inboxList: $("dev_messages"), devBanner: $("dev_banner"),
   };
@@ -90,7 +90,9 @@ function createFlow(root, opts) {
 
   function setBusy(b) {
     busy = b;
-    for (const button of [el.registerButton, el.verifyButton, el.resendButton]) button.disabled = b || !connected();
+    for (const button of [el.registerButton, el.verifyButton, el.resendButton, el.callButton]) {
+      button.disabled = b || !connected();
+    }
   }
 
   function send(event, data) {
@@ -116,6 +118,7 @@ function createFlow(root, opts) {
     el.resendWait.textContent = wait > 0 ? t("resend_in", { time: formatSeconds(wait) }) : "";
     el.resendWait.hidden = wait <= 0;
     el.resendButton.hidden = wait > 0;
+    el.callButton.hidden = wait > 0;
   }
 
   function showCodeForm(d) {
@@ -141,7 +144,7 @@ function createFlow(root, opts) {
     code_generated(d) {
       showCodeForm(d);
       el.code.value = "";
-      say(t("sent", { phone: d.phone_number }), "code_generated");
+      say(t(d.channel === "call" ? "called" : "sent", { phone: d.phone_number }), "code_generated");
     },
     update(d) {
       sayReason(d);
@@ -200,12 +203,21 @@ function createFlow(root, opts) {
     };
   }
 
+  // register asks for a code: by text, or by call when channel is "call".
+  // Every register goes through here, so all carry the same reverify.
+  function register(phone, channel) {
+    if (busy) return;
+    const data = { phone_number: phone, reverify: !!opts.reverify };
+    if (channel) data.channel = channel;
+    send("register", data);
+  }
+
   el.registerForm.addEventListener("submit", (e) => {
     e.preventDefault();
     if (busy) return;
     const phone = el.phone.value.trim();
     if (!phone) { say(t("enter_phone"), "enter_phone"); el.phone.focus(); return; }
-    send("register", { phone_number: phone, reverify: !!opts.reverify });
+    register(phone);
   });
   el.verifyForm.addEventListener("submit", (e) => {
     e.preventDefault();
@@ -214,9 +226,8 @@ function createFlow(root, opts) {
     if (!/^[0-9]+$/.test(code)) { say(t("digits_only"), "digits_only"); el.code.focus(); return; }
     send("verify", { phone_number: state.phone, code });
   });
-  el.resendButton.addEventListener("click", () => {
-    if (!busy) send("register", { phone_number: state.phone, reverify: !!opts.reverify });
-  });
+  el.resendButton.addEventListener("click", () => register(state.phone));
+  el.callButton.addEventListener("click", () => register(state.phone, "call"));
   el.changeNumber.addEventListener("click", () => { show("phone"); say(""); el.phone.focus(); });
   el.startOver.addEventListener("click", () => { show("phone"); el.phone.value = ""; say(""); el.phone.focus(); });
 
