@@ -123,3 +123,40 @@ func fakeTextsTo(ts *testServer, phone string) int {
 	}
 	return n
 }
+
+// TestAFailedOrSilentTextOffersTheCallAtOnce: within the resend wait, a
+// signed "failed" delivery report, or no report at all for
+// -fallback-after, brings the call offer; the call's code verifies.
+func TestAFailedOrSilentTextOffersTheCallAtOnce(t *testing.T) {
+	const public = "https://verify.example.com"
+	for _, tc := range []struct {
+		name     string
+		fallback string
+		report   string
+	}{
+		{"failed report", "-fallback-after=0", "failed"},
+		{"no report", "-fallback-after=300ms", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := newBrowser(t)
+			ts := startServer(t, []string{"-public-url=" + public, "-resend-after=1h", tc.fallback}, nil)
+			step(t, ctx, "ask for a code by text", chromedp.Navigate(ts.URL),
+				chromedp.WaitVisible(chromedp.ID("phone_number")),
+				chromedp.SendKeys(chromedp.ID("phone_number"), "(415) 555-2671"),
+				chromedp.Click(chromedp.ID("register_button")),
+				chromedp.WaitVisible(chromedp.ID("code")))
+			if tc.report != "" {
+				postStatus(t, ts.URL, public, phone, tc.report)
+			}
+			step(t, ctx, "the call is offered within the resend wait", chromedp.Poll[chromedp.Void](
+				`!document.getElementById("call_button").hidden && !document.getElementById("resend_wait").hidden`))
+			screenshot(t, ctx, "page-11-call-offered-"+strings.ReplaceAll(tc.name, " ", "-"))
+			step(t, ctx, "take the call", chromedp.Click(chromedp.ID("call_button")))
+			call := waitForFakeCall(t, ts, phone)
+			step(t, ctx, "type the spoken code",
+				chromedp.SendKeys(chromedp.ID("code"), faketwilio.Code(call.Body)),
+				chromedp.Click(chromedp.ID("verify_button")),
+				chromedp.WaitVisible(chromedp.ID("verified_panel")))
+		})
+	}
+}

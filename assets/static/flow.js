@@ -52,7 +52,7 @@ function createFlow(root, opts) {
   const key = opts.storageKey || "verifier.state";
   let state = loadState();
   let ws = null, backoff = 500, busy = false, stopped = false;
-  let expiresAt = 0, resendAt = 0, ticker = null;
+  let expiresAt = 0, resendAt = 0, ticker = null, callOffered = false;
 
   function loadState() {
     try { return JSON.parse(sessionStorage.getItem(key)) || { stage: "phone" }; } catch { return { stage: "phone" }; }
@@ -118,7 +118,9 @@ function createFlow(root, opts) {
     el.resendWait.textContent = wait > 0 ? t("resend_in", { time: formatSeconds(wait) }) : "";
     el.resendWait.hidden = wait <= 0;
     el.resendButton.hidden = wait > 0;
-    el.callButton.hidden = wait > 0;
+    // A text that failed or went unreported offers the call at once: the
+    // server skips the resend wait for switching channel.
+    el.callButton.hidden = wait > 0 && !callOffered;
   }
 
   function showCodeForm(d) {
@@ -142,6 +144,7 @@ function createFlow(root, opts) {
 
   const handlers = {
     code_generated(d) {
+      callOffered = false;
       showCodeForm(d);
       el.code.value = "";
       say(t(d.channel === "call" ? "called" : "sent", { phone: d.phone_number }), "code_generated");
@@ -151,6 +154,7 @@ function createFlow(root, opts) {
       if (d.reason === "already_requested" || d.reason === "code_pending") showCodeForm(d);
       if (d.reason === "already_verified" && d.phone_number) showVerified(d);
       if (d.reason === "wrong_code") { el.code.value = ""; el.code.focus(); }
+      if (d.reason === "sms_failed" || d.reason === "sms_late") { callOffered = true; tick(); }
     },
     verified(d) {
       say(t("verified"), "verified");
