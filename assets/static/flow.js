@@ -83,7 +83,26 @@ function createFlow(root, opts) {
     el.registerForm.hidden = stage !== "phone";
     el.verifyForm.hidden = stage !== "code";
     el.verifiedPanel.hidden = stage !== "verified";
-    if (stage !== "code") stopTimers();
+    if (stage !== "code") { stopTimers(); stopAskingBrowser(); }
+  }
+
+  // WebOTP: where the browser reads the text's "@host #code" line, the code
+  // fills itself in and is checked. The request ends when the code form
+  // closes; Safari offers the code through autocomplete="one-time-code".
+  let otpAbort = null;
+  function askBrowserForCode() {
+    stopAskingBrowser();
+    if (!("OTPCredential" in window) || !navigator.credentials) return;
+    const abort = otpAbort = new AbortController();
+    navigator.credentials.get({ otp: { transport: ["sms"] }, signal: abort.signal }).then((otp) => {
+      if (abort.signal.aborted || !otp || !otp.code || state.stage !== "code") return;
+      el.code.value = otp.code;
+      el.verifyForm.requestSubmit();
+    }).catch(() => { /* aborted or declined: the person types the code */ });
+  }
+  function stopAskingBrowser() {
+    if (otpAbort) otpAbort.abort();
+    otpAbort = null;
   }
 
   function connected() { return ws && ws.readyState === WebSocket.OPEN; }
@@ -133,6 +152,7 @@ function createFlow(root, opts) {
     el.code.placeholder = "•".repeat(len);
     startTimers(d);
     el.code.focus();
+    askBrowserForCode();
   }
 
   function showVerified(d) {
