@@ -153,6 +153,8 @@ func TestAFailedOrSilentTextOffersTheCallAtOnce(t *testing.T) {
 			screenshot(t, ctx, "page-11-call-offered-"+strings.ReplaceAll(tc.name, " ", "-"))
 			step(t, ctx, "take the call", chromedp.Click(chromedp.ID("call_button")))
 			call := waitForFakeCall(t, ts, phone)
+			step(t, ctx, "the instructions name the call", chromedp.Poll[chromedp.Void](
+				`document.getElementById("verify_instructions").textContent === "Enter the code the call said to +14155552671."`))
 			step(t, ctx, "type the spoken code",
 				chromedp.SendKeys(chromedp.ID("code"), faketwilio.Code(call.Body)),
 				chromedp.Click(chromedp.ID("verify_button")),

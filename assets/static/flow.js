@@ -145,7 +145,9 @@ function createFlow(root, opts) {
   function showCodeForm(d) {
     state.phone = d.phone_number;
     show("code");
-    el.verifyInstructions.textContent = t("verify_instructions", { phone: d.phone_number });
+    if (d.channel) state.channel = d.channel;
+    el.verifyInstructions.textContent = t(state.channel === "call" ? "verify_instructions_call" : "verify_instructions",
+      { phone: d.phone_number });
     const len = d.code_length || 6;
     el.code.maxLength = len;
     el.code.setAttribute("pattern", "[0-9]{" + len + "}");
