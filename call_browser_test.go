@@ -162,3 +162,19 @@ func TestAFailedOrSilentTextOffersTheCallAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestNoCallIsOfferedWhereTheServerPlacesNone: a messaging service sends
+// texts but places no calls, so the page never offers one.
+func TestNoCallIsOfferedWhereTheServerPlacesNone(t *testing.T) {
+	ctx := newBrowser(t)
+	ts := startServer(t, []string{"-resend-after=1s"}, map[string]string{"TWILIO_FROM_NUMBER": "", "TWILIO_MESSAGING_SERVICE_SID": "MG123"})
+	step(t, ctx, "ask for a code and wait out the resend wait", chromedp.Navigate(ts.URL),
+		chromedp.WaitVisible(chromedp.ID("phone_number")),
+		chromedp.SendKeys(chromedp.ID("phone_number"), "(415) 555-2671"),
+		chromedp.Click(chromedp.ID("register_button")),
+		chromedp.WaitVisible(chromedp.ID("code")),
+		chromedp.Poll[chromedp.Void](`!document.getElementById("resend_button").hidden`))
+	if eval[bool](t, ctx, `!document.getElementById("call_button").hidden`) {
+		t.Fatal("a call is offered by a server that places none")
+	}
+}

@@ -36,6 +36,9 @@ type Options struct {
 	// the page and the widget then say so in a banner, since no text is
 	// sent to anyone.
 	Dev bool
+	// Calls is true when the server can place calls: only then do the page
+	// and the widget offer "Call me instead".
+	Calls bool
 }
 
 // Load assembles the bundle from the embedded files.
@@ -55,7 +58,7 @@ func Load(opts Options) (*Bundle, error) {
 	i18nJSON, _ := json.Marshal(langs)
 	cardJSON, _ := json.Marshal(string(card))
 	cssJSON, _ := json.Marshal(string(css))
-	prelude := fmt.Sprintf("const I18N = %s;\nconst CARD = %s;\nconst DEV = %t;\n", i18nJSON, cardJSON, opts.Dev)
+	prelude := fmt.Sprintf("const I18N = %s;\nconst CARD = %s;\nconst DEV = %t;\nconst CALLS = %t;\n", i18nJSON, cardJSON, opts.Dev, opts.Calls)
 	// Each bundle is one strict-mode function, so nothing leaks into a host
 	// page's globals.
 	wrap := func(parts ...[]byte) []byte {

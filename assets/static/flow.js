@@ -1,7 +1,8 @@
 // The verification flow: forms that swap as the server's events arrive over
 // one WebSocket. It runs on a document (the page) or a shadow root (the
-// widget). I18N, CARD and DEV (true when the server sends no texts: the
-// console sender) are put in front of this file by the server.
+// widget). I18N, CARD, CALLS (the server can place calls) and DEV (true
+// when the server sends no texts: the console sender) are put in front of
+// this file by the server.
 
 const ERROR_REASONS = new Set(["invalid_phone", "rate_limited", "send_failed", "wrong_code",
   "bad_request", "not_requested", "too_many_attempts", "expired", "digits_only", "enter_phone",
@@ -139,7 +140,7 @@ function createFlow(root, opts) {
     el.resendButton.hidden = wait > 0;
     // A text that failed or went unreported offers the call at once: the
     // server skips the resend wait for switching channel.
-    el.callButton.hidden = wait > 0 && !callOffered;
+    el.callButton.hidden = !CALLS || (wait > 0 && !callOffered);
   }
 
   function showCodeForm(d) {
