@@ -3,6 +3,8 @@ package verify
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -229,5 +231,29 @@ func TestTheNumberCacheStaysWithinItsBytes(t *testing.T) {
 	h := newHarness(t)
 	if h.svc.numbers.maxBytes != numberCacheBytes || numberCacheBytes <= 0 {
 		t.Fatalf("service cache bound %d", h.svc.numbers.maxBytes)
+	}
+}
+
+// TestAProvidersErrorQuotingTheNumberIsLoggedMasked: Twilio's messages
+// name the number; the log line must not.
+func TestAProvidersErrorQuotingTheNumberIsLoggedMasked(t *testing.T) {
+	var logs strings.Builder
+	h := newHarness(t)
+	d := h.deps()
+	d.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	svc, err := NewService(h.svc.cfg, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fail := range []error{
+		fmt.Errorf("%w: The 'To' number %s is not a valid phone number", ErrRejectedNumber, phone),
+		fmt.Errorf("%w: 400 for %s", ErrNotSent, phone),
+		fmt.Errorf("timeout sending to whatsapp:%s", phone),
+	} {
+		h.sms.deliver = func(Delivery) error { return fail }
+		mustRegister(t, svc, alice, Registration{Phone: phone, Reverify: true})
+	}
+	if strings.Contains(logs.String(), phone) || !strings.Contains(logs.String(), MaskPhone(phone)) {
+		t.Fatalf("logs hold the full number:\n%s", logs.String())
 	}
 }
