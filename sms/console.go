@@ -39,14 +39,20 @@ func NewConsole(out io.Writer, inbox Inbox) *Console {
 
 // Send writes "DEV SMS to <E.164>: <body>" as one line.
 func (c *Console) Send(_ context.Context, t channel.Text) error {
+	return c.show("SMS", t.To, t.Body, t.Body, t.Conn)
+}
+
+// show prints "DEV <kind> to <E.164>: <line>" as one line and shows inbox
+// in the asking page's dev inbox.
+func (c *Console) show(kind, to, line, inbox, conn string) error {
 	c.mu.Lock()
-	_, err := fmt.Fprintf(c.out, "DEV SMS to %s: %s\n", t.To, OneLine(t.Body))
+	_, err := fmt.Fprintf(c.out, "DEV %s to %s: %s\n", kind, to, OneLine(line))
 	c.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("console: %w: %w", verify.ErrNotSent, err)
 	}
-	if c.inbox != nil && t.Conn != "" {
-		c.inbox.Tell(t.Conn, verify.Outcome{Kind: verify.DevText, Phone: t.To, Body: t.Body})
+	if c.inbox != nil && conn != "" {
+		c.inbox.Tell(conn, verify.Outcome{Kind: verify.DevText, Phone: to, Body: inbox})
 	}
 	return nil
 }
@@ -60,16 +66,7 @@ func (c *Console) CanCall() bool { return true }
 // Call writes "DEV CALL to <E.164>: <what would be said>" as one line and
 // shows it in the asking page's dev inbox.
 func (c *Console) Call(_ context.Context, v channel.Voice) error {
-	c.mu.Lock()
-	_, err := fmt.Fprintf(c.out, "DEV CALL to %s: %s\n", v.To, OneLine(v.Spoken))
-	c.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("console: %w: %w", verify.ErrNotSent, err)
-	}
-	if c.inbox != nil && v.Conn != "" {
-		c.inbox.Tell(v.Conn, verify.Outcome{Kind: verify.DevText, Phone: v.To, Body: "📞 " + v.Spoken})
-	}
-	return nil
+	return c.show("CALL", v.To, v.Spoken, "📞 "+v.Spoken, v.Conn)
 }
 
 // OneLine joins a multi-line body with " | " so a log line stays one line.
