@@ -1,8 +1,6 @@
 package main
 
 import (
-	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -146,17 +144,4 @@ func TestATextWithNoDeliveryReportOffersACall(t *testing.T) {
 	if err := watcher.ws.ReadJSON(&f); err == nil {
 		t.Fatalf("a delivered text still brought %v", f)
 	}
-}
-
-func postStatus(t *testing.T, base, public, to, status string) {
-	t.Helper()
-	form := url.Values{"MessageSid": {"SM1"}, "MessageStatus": {status}, "To": {to}, "AccountSid": {fakeSID}}
-	req, _ := http.NewRequest("POST", base+"/twilio/status", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Twilio-Signature", faketwilio.Sign(fakeToken, public+"/twilio/status", form))
-	res, err := http.DefaultClient.Do(req)
-	if err != nil || res.StatusCode != http.StatusNoContent {
-		t.Fatalf("status callback: %v %v", res, err)
-	}
-	res.Body.Close()
 }

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
-
-	"verifier/sms/faketwilio"
 )
 
 func TestPageSaysWhenACountryIsRefusedAndWhenTheTextArrived(t *testing.T) {
@@ -30,15 +26,7 @@ func TestPageSaysWhenACountryIsRefusedAndWhenTheTextArrived(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("phone_number"), "(415) 555-2671"),
 		chromedp.Click(chromedp.ID("register_button")),
 		chromedp.WaitVisible(chromedp.ID("code")))
-	report := url.Values{"MessageSid": {"SM1"}, "MessageStatus": {"delivered"}, "To": {phone}}
-	req, _ := http.NewRequest("POST", ts.URL+"/twilio/status", strings.NewReader(report.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Twilio-Signature", faketwilio.Sign(fakeToken, public+"/twilio/status", report))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("delivery report: %v %v", resp, err)
-	}
-	resp.Body.Close()
+	postStatus(t, ts.URL, public, phone, "delivered")
 	step(t, ctx, "see the delivery", chromedp.Poll[chromedp.Void](
 		`document.getElementById("update").textContent.includes("Delivered")`))
 	step(t, ctx, "phone width", chromedp.EmulateViewport(390, 844))

@@ -64,16 +64,8 @@ func TestDeliveryReportsReachOnlyTheConnectionThatAskedForTheText(t *testing.T) 
 			if tc.errorCode != "" {
 				report.Set("ErrorCode", tc.errorCode)
 			}
-			req, _ := http.NewRequest("POST", ts.URL+statusPath, strings.NewReader(report.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.Header.Set("X-Twilio-Signature", faketwilio.Sign(fakeToken, callback, report))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				t.Fatalf("signed report: %d, want 204", resp.StatusCode)
+			if code := signedStatus(t, ts.URL, callback, report); code != http.StatusNoContent {
+				t.Fatalf("signed report: %d, want 204", code)
 			}
 
 			f := asker.expect("update", tc.reason)

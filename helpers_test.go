@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -255,3 +256,30 @@ func wrongCode(code string) string {
 }
 
 func numberN(i int) string { return fmt.Sprintf("+1415555%04d", 2000+i) }
+
+// signedStatus posts a delivery report as Twilio would, signed for the
+// callback URL Twilio was given, and returns the HTTP status.
+func signedStatus(t testing.TB, base, callback string, form url.Values) int {
+	t.Helper()
+	req, err := http.NewRequest("POST", base+"/twilio/status", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Twilio-Signature", faketwilio.Sign(fakeToken, callback, form))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// postStatus reports status for the text to to, and wants it taken.
+func postStatus(t testing.TB, base, public, to, status string) {
+	t.Helper()
+	form := url.Values{"MessageSid": {"SM1"}, "MessageStatus": {status}, "To": {to}, "AccountSid": {fakeSID}}
+	if code := signedStatus(t, base, public+"/twilio/status", form); code != http.StatusNoContent {
+		t.Fatalf("status callback: %d, want 204", code)
+	}
+}

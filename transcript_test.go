@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -365,18 +364,7 @@ func (tr *wireTranscript) encode(v any) string {
 func (tr *wireTranscript) postStatus(ts *testServer, callback string, form url.Values) {
 	tr.t.Helper()
 	tr.note("Twilio posts a signed status callback: %s", form.Encode())
-	req, err := http.NewRequest("POST", ts.URL+"/twilio/status", strings.NewReader(form.Encode()))
-	if err != nil {
-		tr.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Twilio-Signature", faketwilio.Sign(fakeToken, callback, form))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		tr.t.Fatal(err)
-	}
-	resp.Body.Close()
-	tr.note("status callback answered HTTP %d", resp.StatusCode)
+	tr.note("status callback answered HTTP %d", signedStatus(tr.t, ts.URL, callback, form))
 }
 
 // drain records, per client, any frame still arriving after the script:

@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -49,14 +47,7 @@ func TestWhatsAppDeliveryReportsReachTheAskingPage(t *testing.T) {
 	c := dial(t, ts.URL)
 	c.registerBy(phone, "whatsapp")
 	c.expect("code_generated", "")
-	form := url.Values{"MessageSid": {"SM1"}, "MessageStatus": {"delivered"}, "To": {"whatsapp:" + phone}, "AccountSid": {fakeSID}}
-	req, _ := http.NewRequest("POST", ts.URL+"/twilio/status", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Twilio-Signature", faketwilio.Sign(fakeToken, public+"/twilio/status", form))
-	res, err := http.DefaultClient.Do(req)
-	if err != nil || res.StatusCode != http.StatusNoContent {
-		t.Fatalf("status callback: %v %v", res, err)
-	}
+	postStatus(t, ts.URL, public, "whatsapp:"+phone, "delivered")
 	if f := c.expect("update", "sms_delivered"); f.Data["phone_number"] != phone {
 		t.Fatalf("report %v", f.Data)
 	}
