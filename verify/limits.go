@@ -27,7 +27,6 @@ type Limit struct {
 }
 
 // Keys that limits count by.
-func ByPhone(s Subject) string  { return s.Phone }
 func ByConn(s Subject) string   { return s.Conn }
 func ByClient(s Subject) string { return s.Client }
 func Everyone(Subject) string   { return "" }

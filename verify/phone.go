@@ -19,13 +19,6 @@ const maxPhoneInput = 64
 // maxE164Len is "+" and E.164's 15 digits.
 const maxE164Len = 16
 
-// NormalizePhone turns any common written form of a number into E.164.
-// Numbers without a leading + are read in defaultRegion (e.g. "US").
-func NormalizePhone(input, defaultRegion string) (string, error) {
-	n, err := parsePhone(input, defaultRegion)
-	return n.e164, err
-}
-
 // parsedPhone is a valid number and the country (ISO 3166 region) it
 // belongs to.
 type parsedPhone struct {
