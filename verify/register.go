@@ -98,18 +98,22 @@ func (s *Service) answerRefusal(r refused, a ask) Outcome {
 		s.observe.RateLimited(r.limit)
 		return s.logged("register", r.Outcome, "limit", r.limit, "client", a.who.ClientAddr)
 	}
-	return s.logged("register", s.lookup(r.Outcome, a.who, a.now))
+	if locked, ok := s.takeLookup(a.who, a.phone, a.now); !ok {
+		return s.logged("register", locked)
+	}
+	return s.logged("register", r.Outcome)
 }
 
-// lookup hands out an answer read from state, unless the client has had
-// too many: a script walking a list of numbers to learn which are verified
-// or being verified stops there.
-func (s *Service) lookup(o Outcome, who Requester, now time.Time) Outcome {
-	if wait, limit, ok := s.lookups.Take(who.subject(o.Phone), now); !ok {
+// takeLookup counts an answer read from state for the client, or says it
+// has had too many: a script walking a list of numbers to learn which are
+// verified or being verified stops there.
+func (s *Service) takeLookup(who Requester, phone string, now time.Time) (locked Outcome, ok bool) {
+	wait, limit, ok := s.lookups.Take(who.subject(phone), now)
+	if !ok {
 		s.observe.RateLimited(limit)
-		return Outcome{Kind: Locked, Phone: o.Phone, RetryAfter: wait}
+		return Outcome{Kind: Locked, Phone: phone, RetryAfter: wait}, false
 	}
-	return o
+	return Outcome{}, true
 }
 
 // storePending replaces the number's pending code with p unless a refusal

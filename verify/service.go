@@ -228,8 +228,8 @@ func (s *Service) Resume(ctx context.Context, who Requester, rawPhone string) (O
 		return Outcome{Kind: InvalidPhone}, nil
 	}
 	now := s.now()
-	if o := s.lookup(Outcome{Phone: phone}, who, now); o.Kind == Locked {
-		return s.logged("resume", o), nil
+	if locked, ok := s.takeLookup(who, phone, now); !ok {
+		return s.logged("resume", locked), nil
 	}
 	rec, err := s.store.Get(ctx, phone)
 	if err != nil {
