@@ -145,3 +145,17 @@ func TestATextWithNoDeliveryReportOffersACall(t *testing.T) {
 		t.Fatalf("a delivered text still brought %v", f)
 	}
 }
+
+func TestAnOversizedChannelNameIsRefusedAndNotEchoedWhole(t *testing.T) {
+	ts := startServer(t, nil, nil)
+	c := dial(t, ts.URL)
+	long := strings.Repeat("x", 3000)
+	c.registerBy(phone, long)
+	f := c.expect("update", "bad_request")
+	if msg := f.Data["message"].(string); strings.Contains(msg, long[:100]) || len(msg) > 200 {
+		t.Fatalf("message of %d bytes echoes the channel: %q", len(msg), msg[:min(len(msg), 120)])
+	}
+	if n := len(ts.Twilio.Messages()); n != 0 {
+		t.Fatalf("%d messages for a refused channel", n)
+	}
+}

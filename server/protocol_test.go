@@ -24,6 +24,10 @@ func TestDecodeFrame(t *testing.T) {
 		{in: `{"event":"register","data":{"phone_number":"+1","reverify":"yes"}}`, bad: true},
 		{in: `{"event":"verify","data":{"phone_number":"+1","code":123456}}`, bad: true},
 		{in: `{"event":"REGISTER","data":{"phone_number":"+1"}}`, bad: true},
+		{in: `{"event":"register","data":{"phone_number":"+14155552671","channel":"call","lang":"es-MX"}}`,
+			want: request{Event: "register", Phone: "+14155552671", Channel: "call", Lang: "es"}},
+		{in: `{"event":"register","data":{"phone_number":"+1","channel":7}}`, bad: true},
+		{in: `{"event":"register","data":{"phone_number":"+1","channel":["sms"]}}`, bad: true},
 	}
 	for _, tc := range cases {
 		got, err := decodeFrame([]byte(tc.in))
@@ -47,6 +51,7 @@ func FuzzDecodeFrame(f *testing.F) {
 		`{"event":"verify","data":{"phone_number":"+14155552671","code":"123456"}}`,
 		`{"event":"resume","data":{"phone_number":"(415) 555-2671"}}`,
 		`{"event":"register","data":{"phone_number":"+1","reverify":true}}`,
+		`{"event":"register","data":{"phone_number":"+1","channel":"call"}}`,
 		`{"event":"\u0000","data":{}}`,
 		`{"event":"register","data":[1,2]}`,
 		`{"event":"register","data":{"phone_number":"+1"},"event":"verify"}`,
