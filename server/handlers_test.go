@@ -222,3 +222,26 @@ func FuzzSiteverify(f *testing.F) {
 		}
 	})
 }
+
+// TestWhatsAppReportsNameTheNumberAndJunkIsRefused: the signature covers
+// the form as Twilio sent it ("whatsapp:+1..."); the report names E.164,
+// and a To that is no number after the prefix is a 400.
+func TestWhatsAppReportsNameTheNumberAndJunkIsRefused(t *testing.T) {
+	h, pub := newStatusHandler()
+	form := statusForm("delivered")
+	form.Set("To", "whatsapp:+14155552671")
+	if w := postStatus(h, form, faketwilio.Sign(statusToken, statusURL, form)); w.Code != http.StatusNoContent {
+		t.Fatalf("status %d %s", w.Code, w.Body)
+	}
+	if len(pub.to) != 1 || pub.to[0] != "+14155552671" {
+		t.Fatalf("reported to %v", pub.to)
+	}
+	for _, to := range []string{"whatsapp:", "whatsapp:junk", "whatsapp:whatsapp:+14155552671", "WHATSAPP:+14155552671"} {
+		h, pub := newStatusHandler()
+		bad := statusForm("delivered")
+		bad.Set("To", to)
+		if w := postStatus(h, bad, faketwilio.Sign(statusToken, statusURL, bad)); w.Code != http.StatusBadRequest || len(pub.got) != 0 {
+			t.Errorf("To %q: %d, reported %v; want 400 and nothing", to, w.Code, pub.got)
+		}
+	}
+}
