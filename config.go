@@ -286,6 +286,14 @@ func (c *twilioConfig) check(getenv func(string) string) error {
 	return nil
 }
 
+// placesCalls reports whether the server offers voice calls: the console
+// "places" them in development; Twilio needs a From number (a messaging
+// service places no calls).
+func (c twilioConfig) placesCalls() bool { return c.sms == nil || c.sms.From != "" }
+
+// sendsWhatsApp reports whether a WhatsApp sender is configured.
+func (c twilioConfig) sendsWhatsApp() bool { return c.sms != nil && c.sms.WhatsAppFrom != "" }
+
 // statusPath is where Twilio posts delivery reports.
 const statusPath = "/twilio/status"
 

@@ -25,7 +25,7 @@ import (
 // assemble builds every part on top of the open store and wires them.
 func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io.Writer, log *slog.Logger) (*app, error) {
 	dev := cfg.twilio.sms == nil
-	bundle, err := assets.Load(assets.Options{Dev: dev, Calls: dev || cfg.twilio.sms.From != ""})
+	bundle, err := assets.Load(assets.Options{Dev: dev, Calls: cfg.twilio.placesCalls()})
 	if err != nil {
 		return nil, err
 	}
@@ -105,8 +105,6 @@ func newSiteVerify(tokens *token.Tokens, apiKey string, clients clientip.Resolve
 type carrier interface {
 	channel.Sender
 	channel.Caller
-	CanCall() bool
-	CanWhatsApp() bool
 }
 
 // newCarrier texts and calls through Twilio when it is configured, else
@@ -131,12 +129,12 @@ func newChannels(c carrier, bundle *assets.Bundle, cfg config, meter *metrics.Me
 		return nil, err
 	}
 	channels := verify.Channels{"sms": texter}
-	if c.CanCall() {
+	if cfg.twilio.placesCalls() {
 		if channels["call"], err = channel.NewCall(c, bundle.CallTemplates()); err != nil {
 			return nil, err
 		}
 	}
-	if c.CanWhatsApp() {
+	if cfg.twilio.sendsWhatsApp() {
 		if channels["whatsapp"], err = channel.NewWhatsApp(counted, bundle.SMSTemplates(), cfg.twilio.whatsAppTemplate); err != nil {
 			return nil, err
 		}

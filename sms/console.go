@@ -57,12 +57,6 @@ func (c *Console) show(kind, to, line, inbox, conn string) error {
 	return nil
 }
 
-// CanWhatsApp is false: development mode offers texts and calls.
-func (c *Console) CanWhatsApp() bool { return false }
-
-// CanCall reports that the console "places" calls too.
-func (c *Console) CanCall() bool { return true }
-
 // Call writes "DEV CALL to <E.164>: <what would be said>" as one line and
 // shows it in the asking page's dev inbox.
 func (c *Console) Call(_ context.Context, v channel.Voice) error {

@@ -152,13 +152,6 @@ func (t *Twilio) Send(ctx context.Context, text channel.Text) error {
 // whatsapp prefixes WhatsApp addresses in the Messages API.
 const whatsapp = "whatsapp:"
 
-// CanWhatsApp reports whether a WhatsApp sender is configured.
-func (t *Twilio) CanWhatsApp() bool { return t.cfg.WhatsAppFrom != "" }
-
-// CanCall reports whether calls can be placed: they need a From number (a
-// messaging service places no calls).
-func (t *Twilio) CanCall() bool { return t.cfg.From != "" }
-
 // Call places a voice call that says the TwiML.
 func (t *Twilio) Call(ctx context.Context, v channel.Voice) error {
 	form := url.Values{"To": {v.To}, "From": {t.cfg.From}, "Twiml": {v.TwiML}}
