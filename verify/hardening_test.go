@@ -253,7 +253,17 @@ func TestAProvidersErrorQuotingTheNumberIsLoggedMasked(t *testing.T) {
 		h.sms.deliver = func(Delivery) error { return fail }
 		mustRegister(t, svc, alice, Registration{Phone: phone, Reverify: true})
 	}
+	// The confirmation text's failure is logged the same way.
+	svc.confirm = failingConfirmer{fmt.Errorf("The 'To' number %s is unreachable", phone)}
+	h.sms.deliver = nil
+	mustRegister(t, svc, alice, Registration{Phone: phone, Reverify: true})
+	mustVerify(t, svc, alice, phone, h.sms.lastCode(t))
+	svc.Wait()
 	if strings.Contains(logs.String(), phone) || !strings.Contains(logs.String(), MaskPhone(phone)) {
 		t.Fatalf("logs hold the full number:\n%s", logs.String())
 	}
 }
+
+type failingConfirmer struct{ err error }
+
+func (f failingConfirmer) Confirm(context.Context, string, string) error { return f.err }

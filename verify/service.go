@@ -209,11 +209,18 @@ func (s *Service) pendingOutcome(kind Kind, phone string, p *Pending, now time.T
 		ExpiresIn: p.ExpiresAt.Sub(now), ResendIn: p.SentAt.Add(s.cfg.ResendAfter).Sub(now)}
 }
 
-// logged writes one line naming op and the outcome, and returns it.
+// logged writes one line naming op and the outcome, and returns it. An
+// error among attrs is written with the number masked: providers quote it
+// ("The 'To' number +14155552671 is not a valid phone number").
 func (s *Service) logged(op string, o Outcome, attrs ...any) Outcome {
 	level := slog.LevelInfo
 	if o.Kind == RateLimited || o.Kind == SendFailed {
 		level = slog.LevelWarn
+	}
+	for i, a := range attrs {
+		if err, ok := a.(error); ok && o.Phone != "" {
+			attrs[i] = strings.ReplaceAll(err.Error(), o.Phone, MaskPhone(o.Phone))
+		}
 	}
 	attrs = append([]any{"event", op, "reason", o.Kind.String(), "phone", MaskPhone(o.Phone)}, attrs...)
 	s.log.Log(context.Background(), level, op, attrs...)

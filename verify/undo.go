@@ -3,7 +3,6 @@ package verify
 import (
 	"context"
 	"errors"
-	"strings"
 )
 
 // deliveryFailed settles a code whose delivery failed, by what the failure
@@ -16,7 +15,7 @@ func (s *Service) deliveryFailed(ctx context.Context, a ask, sent, previous *Pen
 	switch {
 	case errors.Is(sendErr, ErrRejectedNumber):
 		s.settle(ctx, a.phone, sent, func(r *Record) { r.Pending = nil })
-		return s.logged("register", Outcome{Kind: NumberRejected, Phone: a.phone}, "err", masked(sendErr, a.phone))
+		return s.logged("register", Outcome{Kind: NumberRejected, Phone: a.phone}, "err", sendErr)
 	case errors.Is(sendErr, ErrNotSent):
 		s.limits.Give(a.who.subject(a.phone))
 		s.settle(ctx, a.phone, sent, func(r *Record) {
@@ -25,20 +24,14 @@ func (s *Service) deliveryFailed(ctx context.Context, a ask, sent, previous *Pen
 				r.Sends.Count--
 			}
 		})
-		return s.logged("register", Outcome{Kind: SendFailed, Phone: a.phone}, "err", masked(sendErr, a.phone))
+		return s.logged("register", Outcome{Kind: SendFailed, Phone: a.phone}, "err", sendErr)
 	}
 	s.settle(ctx, a.phone, sent, func(r *Record) {
 		uncertain := *r.Pending
 		uncertain.Uncertain = true
 		r.Pending = &uncertain
 	})
-	return s.logged("register", Outcome{Kind: SendUncertain, Phone: a.phone}, "err", masked(sendErr, a.phone))
-}
-
-// masked is an error's text with the number masked: providers quote it
-// ("The 'To' number +14155552671 is not a valid phone number").
-func masked(err error, phone string) string {
-	return strings.ReplaceAll(err.Error(), phone, MaskPhone(phone))
+	return s.logged("register", Outcome{Kind: SendUncertain, Phone: a.phone}, "err", sendErr)
 }
 
 // settle changes the record if its pending code is still the one sent; one
