@@ -96,22 +96,29 @@ type reader struct {
 
 func (r *reader) varint() int64 {
 	n, size := binary.Varint(r.b)
-	if size <= 0 {
-		r.err, r.b = errTruncated, nil
+	if !r.skip(size) {
 		return 0
 	}
-	r.b = r.b[size:]
 	return n
 }
 
 func (r *reader) uvarint() uint64 {
 	n, size := binary.Uvarint(r.b)
-	if size <= 0 {
-		r.err, r.b = errTruncated, nil
+	if !r.skip(size) {
 		return 0
 	}
-	r.b = r.b[size:]
 	return n
+}
+
+// skip moves past a value of size bytes, or, where size says the value was
+// cut short or overflowed, records that and reports false.
+func (r *reader) skip(size int) bool {
+	if size <= 0 {
+		r.err, r.b = errTruncated, nil
+		return false
+	}
+	r.b = r.b[size:]
+	return true
 }
 
 func (r *reader) time() time.Time { return time.Unix(0, r.varint()).UTC() }
