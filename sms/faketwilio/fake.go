@@ -24,6 +24,7 @@ type Message struct {
 	To, From, Body, MessagingServiceSID, StatusCallback string
 	Twiml                                               string // a call's TwiML; Body is then what it says
 	ContentSID, ContentVariables                        string // a WhatsApp template and its variables (JSON)
+	Verify                                              string // the Verify channel when Twilio Verify sent it
 }
 
 // Failure is what the fake answers instead of accepting a message.
@@ -43,11 +44,20 @@ type Server struct {
 	NoHistory bool
 	failure   atomic.Pointer[Failure]
 
+	// Verify's knobs (verify.go); zero means Twilio's defaults: 6 digits,
+	// 10 minutes, 5 sends and 5 wrong checks per verification.
+	VerifyCodeLength int
+	VerifyTTL        time.Duration
+	VerifyMaxSends   int
+	VerifyMaxChecks  int
+
 	mu       sync.Mutex
 	messages []Message
 	byTo     map[string][]Message
 	waiters  map[string][]chan Message
 	seq      atomic.Uint64
+	// verifications are Verify's pending ones by To, under mu.
+	verifications map[string]*verification
 }
 
 // New returns a fake that accepts the given credentials.
@@ -57,6 +67,10 @@ func New(accountSID, authToken string) *Server {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/v2/") {
+		s.serveVerify(w, r) // Twilio Verify, verify.go
+		return
+	}
 	base := "/2010-04-01/Accounts/" + s.AccountSID
 	if r.Method != http.MethodPost || r.URL.Path != base+"/Messages.json" && r.URL.Path != base+"/Calls.json" {
 		writeError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
