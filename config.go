@@ -55,7 +55,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		}
 	}
 	cfg.twilio.link(cfg.embed, cfg.rules.CodeTTL)
-	if cfg.twilio.sms == nil || cfg.twilio.sms.StatusCallback == "" {
+	if cfg.twilio.sms == nil || cfg.twilio.sms.StatusCallback == "" || cfg.twilio.usesVerify() {
 		cfg.rules.FallbackAfter = 0 // no delivery reports to wait for
 	}
 	return cfg, nil
@@ -255,9 +255,10 @@ func (c embedConfig) webOTPHost() string {
 // twilioConfig is the SMS provider; without TWILIO_ACCOUNT_SID texts are
 // printed instead.
 type twilioConfig struct {
-	timeout time.Duration
-	confirm string            // the confirmation text; "" for none
-	sms     *sms.TwilioConfig // nil: print texts on stdout instead
+	timeout  time.Duration
+	provider string            // auto, messages or verify
+	confirm  string            // the confirmation text; "" for none
+	sms      *sms.TwilioConfig // nil: print texts on stdout instead
 	// whatsAppTemplate is an approved template's ContentSid for WhatsApp
 	// codes (its variable 1 is the code); "" sends the text.
 	whatsAppTemplate string
@@ -265,12 +266,19 @@ type twilioConfig struct {
 
 func (c *twilioConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.timeout, "sms-timeout", 5*time.Second, "how long one call to the SMS provider may take")
+	fs.StringVar(&c.provider, "provider", "auto", "who makes and checks the codes: messages (this server, sent through Twilio's Messages and Calls APIs), verify (Twilio Verify, TWILIO_VERIFY_SERVICE_SID), or auto (verify when TWILIO_VERIFY_SERVICE_SID is set)")
 	fs.StringVar(&c.confirm, "confirm-message", "", `a text sent to a number once it is verified, e.g. "Your number is verified." (i18n key confirm_message translates it; empty: none)`)
 }
 
 func (c *twilioConfig) check(getenv func(string) string) error {
 	sid := getenv("TWILIO_ACCOUNT_SID")
+	if c.provider != "auto" && c.provider != "messages" && c.provider != "verify" {
+		return fmt.Errorf("-provider %q: want auto, messages or verify", c.provider)
+	}
 	if sid == "" {
+		if c.provider == "verify" {
+			return errors.New("-provider verify needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_VERIFY_SERVICE_SID")
+		}
 		return nil
 	}
 	c.whatsAppTemplate = getenv("TWILIO_WHATSAPP_CONTENT_SID")
@@ -283,13 +291,25 @@ func (c *twilioConfig) check(getenv func(string) string) error {
 		APIURL:              getenv("TWILIO_API_URL"),
 		Timeout:             c.timeout,
 	}
+	if c.provider != "messages" {
+		c.sms.VerifyServiceSID = getenv("TWILIO_VERIFY_SERVICE_SID")
+	}
+	switch {
+	case c.provider == "verify" && c.sms.VerifyServiceSID == "":
+		return errors.New("-provider verify needs TWILIO_VERIFY_SERVICE_SID")
+	case c.confirm != "" && c.sms.From == "" && c.sms.MessagingServiceSID == "":
+		return errors.New("-confirm-message needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID to text from")
+	}
 	return nil
 }
 
+// usesVerify reports whether Twilio Verify makes and checks the codes.
+func (c twilioConfig) usesVerify() bool { return c.sms != nil && c.sms.VerifyServiceSID != "" }
+
 // placesCalls reports whether the server offers voice calls: the console
-// "places" them in development; Twilio needs a From number (a messaging
-// service places no calls).
-func (c twilioConfig) placesCalls() bool { return c.sms == nil || c.sms.From != "" }
+// "places" them in development, Verify places its own; Twilio's Calls API
+// needs a From number (a messaging service places no calls).
+func (c twilioConfig) placesCalls() bool { return c.sms == nil || c.sms.From != "" || c.usesVerify() }
 
 // sendsWhatsApp reports whether a WhatsApp sender is configured.
 func (c twilioConfig) sendsWhatsApp() bool { return c.sms != nil && c.sms.WhatsAppFrom != "" }

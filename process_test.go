@@ -56,10 +56,18 @@ type proc struct {
 
 func startProcess(t *testing.T, dbPath, twilioURL string, args ...string) *proc {
 	t.Helper()
+	return startProcessEnv(t, dbPath, twilioURL, nil, args...)
+}
+
+// startProcessEnv starts the binary with env (NAME=value) added to the
+// fake Twilio's.
+func startProcessEnv(t *testing.T, dbPath, twilioURL string, env []string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(buildBinary(t), append([]string{"-addr=127.0.0.1:0", "-db=" + dbPath}, args...)...)
 	cmd.Env = append(os.Environ(),
 		"TWILIO_ACCOUNT_SID="+fakeSID, "TWILIO_AUTH_TOKEN="+fakeToken,
 		"TWILIO_FROM_NUMBER=+15005550006", "TWILIO_API_URL="+twilioURL)
+	cmd.Env = append(cmd.Env, env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -45,7 +45,11 @@ func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io
 	if err != nil {
 		return nil, err
 	}
-	channels, err := newChannels(carrier, bundle, cfg, meter)
+	engine, err := newEngine(carrier, cfg.twilio)
+	if err != nil {
+		return nil, err
+	}
+	channels, err := newChannels(carrier, engine, bundle, cfg, meter)
 	if err != nil {
 		return nil, err
 	}
@@ -57,6 +61,7 @@ func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io
 		Store: timedStore{store, meter}, Channels: channels,
 		Pub: pub, Tokens: tokens, Observe: meter, Log: log,
 		Confirm: newConfirmer(cfg.twilio.confirm, countedSender{carrier, meter}, bundle),
+		Engine:  engineOrNil(engine),
 	})
 	if err != nil {
 		return nil, err
@@ -120,9 +125,13 @@ func newCarrier(cfg twilioConfig, inbox sms.Inbox, stdout io.Writer, log *slog.L
 }
 
 // newChannels offers SMS, voice calls where the carrier can place them,
-// and WhatsApp where a sender is configured. Every channel counts against
-// every limit and the cost cap alike.
-func newChannels(c carrier, bundle *assets.Bundle, cfg config, meter *metrics.Metrics) (verify.Channels, error) {
+// and WhatsApp where a sender is configured; with Twilio Verify, its own
+// channels. Every channel counts against every limit and the cost cap
+// alike.
+func newChannels(c carrier, engine *sms.Verify, bundle *assets.Bundle, cfg config, meter *metrics.Metrics) (verify.Channels, error) {
+	if engine != nil {
+		return verifyChannels(engine, cfg.twilio), nil
+	}
 	counted := countedSender{c, meter}
 	texter, err := channel.NewSMS(counted, bundle.SMSTemplates(), cfg.embed.webOTPHost())
 	if err != nil {
@@ -140,6 +149,34 @@ func newChannels(c carrier, bundle *assets.Bundle, cfg config, meter *metrics.Me
 		}
 	}
 	return channels, nil
+}
+
+// verifyChannels are Twilio Verify's texts and calls, and its WhatsApp
+// where the account has a WhatsApp sender (Verify uses the one set on the
+// service).
+func verifyChannels(engine *sms.Verify, cfg twilioConfig) verify.Channels {
+	channels := verify.Channels{"sms": engine.Channel("sms"), "call": engine.Channel("call")}
+	if cfg.sendsWhatsApp() {
+		channels["whatsapp"] = engine.Channel("whatsapp")
+	}
+	return channels
+}
+
+// newEngine is Twilio Verify when it makes the codes, else nil.
+func newEngine(c carrier, cfg twilioConfig) (*sms.Verify, error) {
+	t, ok := c.(*sms.Twilio)
+	if !ok || !cfg.usesVerify() {
+		return nil, nil
+	}
+	return t.Verify()
+}
+
+// engineOrNil keeps a nil *sms.Verify from becoming a non-nil interface.
+func engineOrNil(v *sms.Verify) verify.Engine {
+	if v == nil {
+		return nil
+	}
+	return v
 }
 
 // newConfirmer texts verified numbers the -confirm-message, or nothing.

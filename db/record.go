@@ -26,6 +26,7 @@ const (
 	hasPending
 	pendingUncertain
 	pendingChannel
+	pendingRemote
 )
 
 // encode writes rec as version 2.
@@ -48,6 +49,9 @@ func encode(rec verify.Record) ([]byte, error) {
 		flags |= hasPending
 		if p.Uncertain {
 			flags |= pendingUncertain
+		}
+		if p.Remote {
+			flags |= pendingRemote
 		}
 		b = appendString(b, p.Secret)
 		b = appendString(b, p.TestCode)
@@ -162,7 +166,7 @@ func decodeV2(v []byte) (verify.Record, error) {
 	if flags&hasPending != 0 {
 		rec.Pending = &verify.Pending{Secret: r.string(), TestCode: r.string(), Digits: int(r.uvarint()),
 			SentAt: r.time(), ExpiresAt: r.time(), Attempts: int(r.uvarint()), Conn: r.string(),
-			Uncertain: flags&pendingUncertain != 0}
+			Uncertain: flags&pendingUncertain != 0, Remote: flags&pendingRemote != 0}
 		if flags&pendingChannel != 0 {
 			rec.Pending.Channel = r.string()
 		}

@@ -15,6 +15,7 @@ func TestRecordsRoundTripThroughVersion2(t *testing.T) {
 		"windows":  {Sends: verify.Window{Until: at, Count: 3}, Wrong: verify.Window{Until: at.Add(time.Hour), Count: 25}},
 		"pending": {Pending: &verify.Pending{Secret: "JBSWY3DPEHPK3PXP", Digits: 6, SentAt: at, ExpiresAt: at.Add(10 * time.Minute),
 			Attempts: 2, Conn: "c0a1b2c3.17", Uncertain: true, Channel: "call"}},
+		"remote": {Pending: &verify.Pending{Secret: "QKZ2", Digits: 6, SentAt: at, ExpiresAt: at, Channel: "sms", Remote: true}},
 		"all": {VerifiedAt: at, Sends: verify.Window{Until: at, Count: 1}, Wrong: verify.Window{Until: at, Count: 1},
 			Pending: &verify.Pending{TestCode: "123456", Digits: 6, SentAt: at, ExpiresAt: at}},
 	} {
@@ -50,7 +51,8 @@ func same(a, b verify.Record) bool {
 	}
 	p, q := *a.Pending, *b.Pending
 	return p.Secret == q.Secret && p.TestCode == q.TestCode && p.Digits == q.Digits && p.SentAt.Equal(q.SentAt) &&
-		p.ExpiresAt.Equal(q.ExpiresAt) && p.Attempts == q.Attempts && p.Conn == q.Conn && p.Uncertain == q.Uncertain && p.Channel == q.Channel
+		p.ExpiresAt.Equal(q.ExpiresAt) && p.Attempts == q.Attempts && p.Conn == q.Conn && p.Uncertain == q.Uncertain && p.Channel == q.Channel &&
+		p.Remote == q.Remote
 }
 
 func FuzzDecodeRecord(f *testing.F) {

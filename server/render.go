@@ -69,6 +69,7 @@ var forms = [...]form{
 	verify.DevText:           {eventDevSMS, "", "", fPhone | fBody},
 	verify.ConfirmFailed:     {eventUpdate, "confirm_failed", "msg_confirm_failed", fPhone},
 	verify.DeliveryLate:      {eventUpdate, "sms_late", "msg_sms_late", fPhone | fChannel},
+	verify.CheckFailed:       {eventUpdate, "send_failed", "msg_check_failed", fPhone}, // the contract's word for a provider that failed
 }
 
 // Answers that are not the rules' outcomes.

@@ -26,6 +26,7 @@ type TwilioConfig struct {
 	From                string // a Twilio number, or
 	MessagingServiceSID string // a messaging service
 	WhatsAppFrom        string // a WhatsApp sender (whatsapp:+1...); "" offers no WhatsApp
+	VerifyServiceSID    string // a Twilio Verify service that makes the codes; "" for ours
 	APIURL              string // base URL replacing https://api.twilio.com ("" keeps it)
 	StatusCallback      string // URL for delivery status callbacks, "" for none
 	Timeout             time.Duration
@@ -64,8 +65,8 @@ func NewTwilio(cfg TwilioConfig) (*Twilio, error) {
 		// twilio-go refuses such credentials on every request (21222, 21224).
 		return nil, errors.New("twilio: the account SID and auth token are letters and digits only")
 	}
-	if cfg.From == "" && cfg.MessagingServiceSID == "" {
-		return nil, errors.New("twilio: set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
+	if cfg.From == "" && cfg.MessagingServiceSID == "" && cfg.VerifyServiceSID == "" {
+		return nil, errors.New("twilio: set TWILIO_FROM_NUMBER, TWILIO_MESSAGING_SERVICE_SID or TWILIO_VERIFY_SERVICE_SID")
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
@@ -164,9 +165,21 @@ const maxAnswer = 64 << 10
 // post sends the form and reads the answer: nil for 2xx, else Twilio's
 // error as twilio-go decodes it (*client.TwilioRestError).
 func (t *Twilio) post(ctx context.Context, to string, form url.Values) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, to, strings.NewReader(form.Encode()))
+	res, err := t.do(ctx, http.MethodPost, to, form)
 	if err != nil {
-		return fmt.Errorf("%w: %w", verify.ErrNotSent, err)
+		return err
+	}
+	defer res.Body.Close()
+	_, err = io.Copy(io.Discard, io.LimitReader(res.Body, maxAnswer)) // read to the end, so the connection is kept
+	return err
+}
+
+// do sends the form and returns a 2xx answer for the caller to read and
+// close, or Twilio's error.
+func (t *Twilio) do(ctx context.Context, method, to string, form url.Values) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, to, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", verify.ErrNotSent, err)
 	}
 	req.SetBasicAuth(t.cfg.AccountSID, t.cfg.AuthToken)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -174,23 +187,21 @@ func (t *Twilio) post(ctx context.Context, to string, form url.Values) error {
 	req.Header.Set("User-Agent", userAgent)
 	res, err := t.http.Do(req)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if res.StatusCode >= 200 && res.StatusCode < 300 {
+		return res, nil
 	}
 	defer res.Body.Close()
-	body := io.LimitReader(res.Body, maxAnswer)
-	if res.StatusCode >= 200 && res.StatusCode < 300 {
-		_, err := io.Copy(io.Discard, body) // read to the end, so the connection is kept
-		return err
-	}
 	restErr := &client.TwilioRestError{}
-	if err := json.NewDecoder(body).Decode(restErr); err != nil {
+	if err := json.NewDecoder(io.LimitReader(res.Body, maxAnswer)).Decode(restErr); err != nil {
 		// Not Twilio's JSON: the HTTP status says what happened.
 		restErr = &client.TwilioRestError{Message: "HTTP " + res.Status}
 	}
 	if restErr.Status == 0 {
 		restErr.Status = res.StatusCode
 	}
-	return restErr
+	return nil, restErr
 }
 
 var userAgent = "verifier twilio-go/" + client.LibraryVersion

@@ -39,6 +39,26 @@ var (
 	// never written, the connection was refused, or the provider answered
 	// that it sent nothing.
 	ErrNotSent = errors.New("message not sent")
+	// ErrSendsExhausted means the code engine refuses to send the number
+	// more codes for now (Twilio Verify's 60203); nothing was sent.
+	ErrSendsExhausted = errors.New("the code engine sends this number no more codes for now")
+)
+
+// Engine checks the codes that a code engine outside the server made and
+// sent (Twilio Verify): its channels deliver with no code of ours, and the
+// store keeps no secret for them.
+type Engine interface {
+	// Check reports whether code is the number's pending code. Its errors
+	// say the engine knows no pending code (ErrNoCode), it has had too
+	// many wrong ones (ErrChecksExhausted), or anything else: the check
+	// did not happen.
+	Check(ctx context.Context, to, code string) (right bool, err error)
+}
+
+// Errors of Engine.Check.
+var (
+	ErrNoCode          = errors.New("the code engine has no pending code for this number")
+	ErrChecksExhausted = errors.New("the code engine has had too many wrong codes for this number")
 )
 
 // Confirmer sends the text that tells a person their number is now

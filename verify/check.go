@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -26,6 +27,9 @@ func (s *Service) Verify(ctx context.Context, who Requester, rawPhone, code stri
 		v, err = s.judge(r, code, now)
 		return err
 	})
+	if v.remote && (err == nil || errors.Is(err, ErrNoChange)) {
+		v, err = s.checkRemote(ctx, phone, code, now)
+	}
 	if err != nil && !errors.Is(err, ErrNoChange) {
 		return Outcome{Phone: phone}, fmt.Errorf("verify: store: %w", err)
 	}
@@ -50,42 +54,72 @@ func (s *Service) Verify(ctx context.Context, who Requester, rawPhone, code stri
 }
 
 // verdict is what a code check decided, when the code was sent, and the
-// limit that refused the check, if one did.
+// limit that refused the check, if one did. remote asks for the code
+// engine's judgement.
 type verdict struct {
 	Outcome
 	sentAt time.Time
 	limit  string
+	remote bool
 }
 
 // judge decides a code against the record, and changes the record to
 // match: a right, expired or last wrong code ends the pending code, and
 // every wrong code counts against the number's budget, which no new code
-// resets. Past that budget not even the right code works.
+// resets. Past that budget not even the right code works. A remote code
+// that may be right is left to the engine.
 func (s *Service) judge(r *Record, code string, now time.Time) (verdict, error) {
-	budget := s.cfg.Limits.WrongPerNumber
-	if wait := r.Wrong.wait(budget, now); wait > 0 {
-		return verdict{Outcome: Outcome{Kind: Locked, RetryAfter: wait}, limit: "wrong_codes"}, ErrNoChange
+	if v, over, err := s.settled(r, now); over {
+		return v, err
 	}
-	p := r.Pending
-	switch {
+	switch p := r.Pending; {
+	case p.Remote && p.wellFormed(strings.TrimSpace(code)):
+		return verdict{remote: true}, ErrNoChange
+	case p.matches(code):
+		return s.right(r, now), nil
+	}
+	return s.wrong(r, now), nil
+}
+
+// settled answers a check that no code can pass: the number is locked, or
+// it has no live code (an expired one is removed).
+func (s *Service) settled(r *Record, now time.Time) (v verdict, over bool, err error) {
+	if wait := r.Wrong.wait(s.cfg.Limits.WrongPerNumber, now); wait > 0 {
+		return verdict{Outcome: Outcome{Kind: Locked, RetryAfter: wait}, limit: "wrong_codes"}, true, ErrNoChange
+	}
+	switch p := r.Pending; {
 	case p == nil:
-		return verdict{Outcome: Outcome{Kind: NotRequested}}, ErrNoChange
+		return verdict{Outcome: Outcome{Kind: NotRequested}}, true, ErrNoChange
 	case !now.Before(p.ExpiresAt):
 		r.Pending = nil
-		return verdict{Outcome: Outcome{Kind: Expired}}, nil
-	case p.matches(code):
-		r.Pending, r.VerifiedAt = nil, now
-		return verdict{Outcome: Outcome{Kind: Verified, VerifiedAt: now}, sentAt: p.SentAt}, nil
+		return verdict{Outcome: Outcome{Kind: Expired}}, true, nil
 	}
-	r.Wrong.add(budget, now)
+	return verdict{}, false, nil
+}
+
+// right verifies the number.
+func (s *Service) right(r *Record, now time.Time) verdict {
+	v := verdict{Outcome: Outcome{Kind: Verified, VerifiedAt: now}, sentAt: now}
+	if r.Pending != nil {
+		v.sentAt = r.Pending.SentAt
+	}
+	r.Pending, r.VerifiedAt = nil, now
+	return v
+}
+
+// wrong counts a wrong code against the number's budget and its pending
+// code's attempts; the last attempt ends the code.
+func (s *Service) wrong(r *Record, now time.Time) verdict {
+	r.Wrong.add(s.cfg.Limits.WrongPerNumber, now)
+	p := r.Pending
 	if p.Attempts+1 >= s.cfg.MaxAttempts {
 		r.Pending = nil
-		return verdict{Outcome: Outcome{Kind: TooManyAttempts}}, nil
+		return verdict{Outcome: Outcome{Kind: TooManyAttempts}}
 	}
 	next := *p
 	next.Attempts++
 	r.Pending = &next
-	return verdict{Outcome: Outcome{Kind: WrongCode, AttemptsLeft: s.cfg.MaxAttempts - next.Attempts}}, nil
+	return verdict{Outcome: Outcome{Kind: WrongCode, AttemptsLeft: s.cfg.MaxAttempts - next.Attempts}}
 }
 
 // verified tells the other connections on the number, without a token, and

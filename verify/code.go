@@ -44,7 +44,7 @@ func (p *Pending) code() (string, error) {
 // subtle.ConstantTimeCompare).
 func (p *Pending) matches(input string) bool {
 	input = strings.TrimSpace(input)
-	if len(input) != p.Digits || strings.Trim(input, "0123456789") != "" {
+	if p.Remote || !p.wellFormed(input) {
 		return false
 	}
 	if p.TestCode != "" {
@@ -52,4 +52,9 @@ func (p *Pending) matches(input string) bool {
 	}
 	ok, err := hotp.ValidateCustom(input, hotpCounter, p.Secret, otpOptions(p.Digits))
 	return err == nil && ok
+}
+
+// wellFormed reports whether input could be the code: Digits digits.
+func (p *Pending) wellFormed(input string) bool {
+	return len(input) == p.Digits && strings.Trim(input, "0123456789") == ""
 }

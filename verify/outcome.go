@@ -35,12 +35,13 @@ const (
 	DevText                // development mode: a text that was printed, not sent
 	ConfirmFailed          // the number is verified, but the confirmation text failed
 	DeliveryLate           // no delivery was reported for the text in time: offer another channel
+	CheckFailed            // the code engine could not check the code now; it stays pending
 )
 
 var kindNames = [...]string{"", "code_sent", "verified", "invalid_phone", "number_rejected",
 	"country_not_allowed", "already_verified", "already_requested", "code_pending", "nothing_pending",
 	"rate_limited", "locked", "send_failed", "send_uncertain", "not_requested", "wrong_code", "too_many_attempts", "expired",
-	"delivery_sent", "delivery_done", "delivery_failed", "dev_text", "confirm_failed", "delivery_late"}
+	"delivery_sent", "delivery_done", "delivery_failed", "dev_text", "confirm_failed", "delivery_late", "check_failed"}
 
 // String names the kind for logs and metrics.
 func (k Kind) String() string {

@@ -169,23 +169,33 @@ func (s *Service) sendCode(ctx context.Context, a ask, ch Channel) (Outcome, err
 		return Outcome{Phone: a.phone}, fmt.Errorf("register: %w", err)
 	}
 	p := &Pending{Secret: secret, Digits: s.cfg.CodeLength, SentAt: a.now, ExpiresAt: a.now.Add(s.cfg.CodeTTL),
-		Conn: a.who.ConnID, Channel: a.channel}
+		Conn: a.who.ConnID, Channel: a.channel, Remote: s.engine != nil}
 	previous, err := s.storePending(ctx, a, p)
 	if err != nil {
 		s.limits.Give(sub)
 		return s.storeFailed(a, err)
 	}
-	code, err := p.code()
-	if err != nil {
-		err = fmt.Errorf("%w: %w", ErrNotSent, err)
-	} else {
-		err = ch.Deliver(ctx, Delivery{To: a.phone, Code: code, Lang: a.who.Lang, Host: a.who.Host, Conn: a.who.ConnID})
-	}
-	if err != nil {
+	if err := s.deliver(ctx, a, p, ch); err != nil {
 		return s.deliveryFailed(ctx, a, p, previous, err), nil
 	}
-	if a.channel != "call" { // a call answers at once; texts are reported later
+	// A call answers at once; texts are reported later, but not by the
+	// code engine.
+	if a.channel != "call" && !p.Remote {
 		s.watchDelivery(a.phone, p)
 	}
 	return s.logged("register", s.codeSent(a), "channel", a.channel), nil
+}
+
+// deliver hands the stored code to the channel; a remote code is the
+// engine's to make, so the channel gets none.
+func (s *Service) deliver(ctx context.Context, a ask, p *Pending, ch Channel) error {
+	d := Delivery{To: a.phone, Lang: a.who.Lang, Host: a.who.Host, Conn: a.who.ConnID}
+	if !p.Remote {
+		code, err := p.code()
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrNotSent, err)
+		}
+		d.Code = code
+	}
+	return ch.Deliver(ctx, d)
 }

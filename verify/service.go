@@ -109,6 +109,7 @@ type Service struct {
 	numbers   *numberCache
 	countries map[string]bool // nil: every country
 	confirm   Confirmer       // nil: no confirmation text
+	engine    Engine          // nil: the server makes and checks the codes
 	fallback  fallbacks
 	after     sync.WaitGroup // confirmation texts under way
 	now       func() time.Time
@@ -137,8 +138,12 @@ type Deps struct {
 	Tokens   TokenIssuer
 	Observe  Observer
 	Confirm  Confirmer // texts a verified number a confirmation; nil for none
-	Now      func() time.Time
-	Log      *slog.Logger
+	// Engine checks the codes when a code engine outside the server makes
+	// and sends them (Twilio Verify); Channels then deliver no code of
+	// ours. nil: the server makes and checks them.
+	Engine Engine
+	Now    func() time.Time
+	Log    *slog.Logger
 }
 
 // NewService checks cfg and returns a Service.
@@ -155,7 +160,7 @@ func NewService(cfg Config, d Deps) (*Service, error) {
 		}
 	}
 	s := &Service{cfg: cfg, store: d.Store, channels: d.Channels, pub: d.Pub,
-		tokens: d.Tokens, observe: d.Observe, confirm: d.Confirm, now: d.Now, log: d.Log,
+		tokens: d.Tokens, observe: d.Observe, confirm: d.Confirm, engine: d.Engine, now: d.Now, log: d.Log,
 		limits:  NewLimiter(cfg.Limits.Table()...),
 		lookups: NewLimiter(Limit{Name: "lookup", Rate: cfg.Limits.LookupsPerClient, Key: ByClient}),
 		numbers: newNumberCache(numberCacheBytes)}

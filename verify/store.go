@@ -82,7 +82,9 @@ func (w *Window) tidy(now time.Time) {
 
 // Pending is a code that was sent and not yet used up.
 type Pending struct {
-	Secret    string // the HOTP key (counter 0) of a sent code
+	// Secret is the HOTP key (counter 0) of a sent code; for a Remote code
+	// it is a random name that tells this send from the next.
+	Secret    string
 	TestCode  string // or a configured test number's fixed code
 	Digits    int
 	SentAt    time.Time
@@ -94,6 +96,9 @@ type Pending struct {
 	// have reached the phone: it stays valid, and a new one may be asked
 	// for at once.
 	Uncertain bool
+	// Remote marks a code the code engine (Twilio Verify) made and sent:
+	// only the engine can check it.
+	Remote bool
 }
 
 // ErrNoChange, returned from an Update function, asks the store to write

@@ -11,19 +11,20 @@ import (
 // message that provably never left gives back every slot it took and puts
 // back the code sent before. Any other failure may have reached the phone:
 // the code stays valid and counted, and a new one may be asked for at once.
+// A code engine that will send no more gives everything back too, and says
+// when to retry.
 func (s *Service) deliveryFailed(ctx context.Context, a ask, sent, previous *Pending, sendErr error) Outcome {
 	switch {
 	case errors.Is(sendErr, ErrRejectedNumber):
 		s.settle(ctx, a.phone, sent, func(r *Record) { r.Pending = nil })
 		return s.logged("register", Outcome{Kind: NumberRejected, Phone: a.phone}, "err", sendErr)
+	case errors.Is(sendErr, ErrSendsExhausted):
+		s.unsend(ctx, a, sent, previous)
+		s.observe.RateLimited("engine_sends")
+		// The engine's window is its code's lifetime (ten minutes at Twilio).
+		return s.logged("register", Outcome{Kind: RateLimited, Phone: a.phone, RetryAfter: s.cfg.CodeTTL}, "err", sendErr)
 	case errors.Is(sendErr, ErrNotSent):
-		s.limits.Give(a.who.subject(a.phone))
-		s.settle(ctx, a.phone, sent, func(r *Record) {
-			r.Pending = previous
-			if r.Sends.Count > 0 {
-				r.Sends.Count--
-			}
-		})
+		s.unsend(ctx, a, sent, previous)
 		return s.logged("register", Outcome{Kind: SendFailed, Phone: a.phone}, "err", sendErr)
 	}
 	s.settle(ctx, a.phone, sent, func(r *Record) {
@@ -32,6 +33,18 @@ func (s *Service) deliveryFailed(ctx context.Context, a ask, sent, previous *Pen
 		r.Pending = &uncertain
 	})
 	return s.logged("register", Outcome{Kind: SendUncertain, Phone: a.phone}, "err", sendErr)
+}
+
+// unsend undoes a send that provably never left: it gives back every slot
+// it took and puts back the code sent before.
+func (s *Service) unsend(ctx context.Context, a ask, sent, previous *Pending) {
+	s.limits.Give(a.who.subject(a.phone))
+	s.settle(ctx, a.phone, sent, func(r *Record) {
+		r.Pending = previous
+		if r.Sends.Count > 0 {
+			r.Sends.Count--
+		}
+	})
 }
 
 // settle changes the record if its pending code is still the one sent; one
