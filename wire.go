@@ -25,7 +25,7 @@ import (
 // assemble builds every part on top of the open store and wires them.
 func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io.Writer, log *slog.Logger) (*app, error) {
 	dev := cfg.twilio.sms == nil
-	bundle, err := assets.Load(assets.Options{Dev: dev, Calls: cfg.twilio.placesCalls()})
+	bundle, err := assets.Load(assets.Options{Dev: dev, Calls: cfg.twilio.placesCalls(), WhatsApp: cfg.twilio.sendsWhatsApp()})
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,9 @@ type Options struct {
 	// Calls is true when the server can place calls: only then do the page
 	// and the widget offer "Call me instead".
 	Calls bool
+	// WhatsApp is true when the server can send codes on WhatsApp: only then
+	// do the page and the widget offer "Send on WhatsApp".
+	WhatsApp bool
 }
 
 // Load assembles the bundle from the embedded files.
@@ -58,7 +61,8 @@ func Load(opts Options) (*Bundle, error) {
 	i18nJSON, _ := json.Marshal(langs)
 	cardJSON, _ := json.Marshal(string(card))
 	cssJSON, _ := json.Marshal(string(css))
-	prelude := fmt.Sprintf("const I18N = %s;\nconst CARD = %s;\nconst DEV = %t;\nconst CALLS = %t;\n", i18nJSON, cardJSON, opts.Dev, opts.Calls)
+	prelude := fmt.Sprintf("const I18N = %s;\nconst CARD = %s;\nconst DEV = %t;\nconst CALLS = %t;\nconst WHATSAPP = %t;\n",
+		i18nJSON, cardJSON, opts.Dev, opts.Calls, opts.WhatsApp)
 	// Each bundle is one strict-mode function, so nothing leaks into a host
 	// page's globals.
 	wrap := func(parts ...[]byte) []byte {

@@ -1,8 +1,8 @@
 // The verification flow: forms that swap as the server's events arrive over
 // one WebSocket. It runs on a document (the page) or a shadow root (the
-// widget). I18N, CARD, CALLS (the server can place calls) and DEV (true
-// when the server sends no texts: the console sender) are put in front of
-// this file by the server.
+// widget). I18N, CARD, CALLS (the server can place calls), WHATSAPP (the
+// server can send codes on WhatsApp) and DEV (true when the server sends no
+// texts: the console sender) are put in front of this file by the server.
 
 const ERROR_REASONS = new Set(["invalid_phone", "rate_limited", "send_failed", "wrong_code",
   "bad_request", "not_requested", "too_many_attempts", "expired", "digits_only", "enter_phone",
@@ -42,7 +42,8 @@ function createFlow(root, opts) {
     registerForm: $("register_form"), phone: $("phone_number"), registerButton: $("register_button"),
     verifyForm: $("verify_form"), verifyInstructions: $("verify_instructions"), code: $("code"),
     verifyButton: $("verify_button"), expires: $("expires"), resendWait: $("resend_wait"),
-    resendButton: $("resend_button"), callButton: $("call_button"), changeNumber: $("change_number"),
+    resendButton: $("resend_button"), callButton: $("call_button"), whatsappButton: $("whatsapp_button"),
+    changeNumber: $("change_number"),
     verifiedPanel: $("verified_panel"), verifiedText: $("verified_text"), startOver: $("start_over"),
     inbox: $("dev_inbox"), inboxList: $("dev_messages"), devBanner: $("dev_banner"),
   };
@@ -53,7 +54,7 @@ function createFlow(root, opts) {
   const key = opts.storageKey || "verifier.state";
   let state = loadState();
   let ws = null, backoff = 500, busy = false, stopped = false;
-  let expiresAt = 0, resendAt = 0, ticker = null, callOffered = false;
+  let expiresAt = 0, resendAt = 0, ticker = null, othersOffered = false;
 
   function loadState() {
     try { return JSON.parse(sessionStorage.getItem(key)) || { stage: "phone" }; } catch { return { stage: "phone" }; }
@@ -110,7 +111,7 @@ function createFlow(root, opts) {
 
   function setBusy(b) {
     busy = b;
-    for (const button of [el.registerButton, el.verifyButton, el.resendButton, el.callButton]) {
+    for (const button of [el.registerButton, el.verifyButton, el.resendButton, el.callButton, el.whatsappButton]) {
       button.disabled = b || !connected();
     }
   }
@@ -137,18 +138,25 @@ function createFlow(root, opts) {
     el.expires.textContent = left > 0 ? t("expires_in", { time: formatSeconds(left) }) : t("code_expired");
     el.resendWait.textContent = wait > 0 ? t("resend_in", { time: formatSeconds(wait) }) : "";
     el.resendWait.hidden = wait <= 0;
-    el.resendButton.hidden = wait > 0;
-    // A text that failed or went unreported offers the call at once: the
-    // server skips the resend wait for switching channel.
-    el.callButton.hidden = !CALLS || (wait > 0 && !callOffered);
+    // The channel the code went by is offered again once the wait is over;
+    // the others also sooner, since the server skips the resend wait for
+    // switching channel: at once after a text that failed or went
+    // unreported, and all along after a WhatsApp message (the person took
+    // it because the text did not come).
+    const via = state.channel || "sms";
+    const offered = (channel) => wait <= 0 || (channel !== via && (othersOffered || via === "whatsapp"));
+    el.resendButton.hidden = !offered("sms");
+    el.resendButton.textContent = t(via === "sms" ? "resend" : "text_me");
+    el.callButton.hidden = !CALLS || !offered("call");
+    el.whatsappButton.hidden = !WHATSAPP || !offered("whatsapp");
   }
 
   function showCodeForm(d) {
     state.phone = d.phone_number;
     show("code");
     if (d.channel) state.channel = d.channel;
-    el.verifyInstructions.textContent = t(state.channel === "call" ? "verify_instructions_call" : "verify_instructions",
-      { phone: d.phone_number });
+    const instructions = { call: "verify_instructions_call", whatsapp: "verify_instructions_whatsapp" };
+    el.verifyInstructions.textContent = t(instructions[state.channel] || "verify_instructions", { phone: d.phone_number });
     const len = d.code_length || 6;
     el.code.maxLength = len;
     el.code.setAttribute("pattern", "[0-9]{" + len + "}");
@@ -167,17 +175,18 @@ function createFlow(root, opts) {
 
   const handlers = {
     code_generated(d) {
-      callOffered = false;
+      othersOffered = false;
       showCodeForm(d);
       el.code.value = "";
-      say(t(d.channel === "call" ? "called" : "sent", { phone: d.phone_number }), "code_generated");
+      const sent = { call: "called", whatsapp: "sent_whatsapp" };
+      say(t(sent[d.channel] || "sent", { phone: d.phone_number }), "code_generated");
     },
     update(d) {
       sayReason(d);
       if (d.reason === "already_requested" || d.reason === "code_pending") showCodeForm(d);
       if (d.reason === "already_verified" && d.phone_number) showVerified(d);
       if (d.reason === "wrong_code") { el.code.value = ""; el.code.focus(); }
-      if (d.reason === "sms_failed" || d.reason === "sms_late") { callOffered = true; tick(); }
+      if (d.reason === "sms_failed" || d.reason === "sms_late") { othersOffered = true; tick(); }
     },
     verified(d) {
       say(t("verified"), "verified");
@@ -230,7 +239,8 @@ function createFlow(root, opts) {
     };
   }
 
-  // register asks for a code: by text, or by call when channel is "call".
+  // register asks for a code: by text, or by the channel named ("call",
+  // "whatsapp").
   // Every register goes through here, so all carry the same reverify.
   function register(phone, channel) {
     if (busy) return;
@@ -255,6 +265,7 @@ function createFlow(root, opts) {
   });
   el.resendButton.addEventListener("click", () => register(state.phone));
   el.callButton.addEventListener("click", () => register(state.phone, "call"));
+  el.whatsappButton.addEventListener("click", () => register(state.phone, "whatsapp"));
   el.changeNumber.addEventListener("click", () => { show("phone"); say(""); el.phone.focus(); });
   el.startOver.addEventListener("click", () => { show("phone"); el.phone.value = ""; say(""); el.phone.focus(); });
 
