@@ -54,6 +54,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			return cfg, err
 		}
 	}
+	if cfg.embed.inbound && !cfg.receivesTexts() {
+		return cfg, errors.New("-inbound needs Twilio (TWILIO_ACCOUNT_SID) and TWILIO_FROM_NUMBER, the number people text")
+	}
+	cfg.rules.Issuer = cfg.embed.issuer
 	cfg.twilio.link(cfg.embed, cfg.rules.CodeTTL)
 	if cfg.twilio.sms == nil || cfg.twilio.sms.StatusCallback == "" || cfg.twilio.usesVerify() {
 		cfg.rules.FallbackAfter = 0 // no delivery reports to wait for
@@ -203,6 +207,9 @@ type embedConfig struct {
 	origins     string
 	publicURL   string
 	demo        bool     // serve /demo/embed even with Twilio configured
+	tapLinks    bool     // texts carry a tap-to-verify link (needs the public URL)
+	inbound     bool     // offer "text us the code" (needs Twilio, a From number and the public URL)
+	issuer      string   // the name authenticator apps show
 	hostOrigins []string // the host sites (-allowed-origins)
 	public      *url.URL // nil when -public-url is unset
 }
@@ -211,6 +218,9 @@ func (c *embedConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.origins, "allowed-origins", "", "comma-separated extra origins allowed to open the WebSocket (https://shop.example)")
 	fs.StringVar(&c.publicURL, "public-url", "", "the server's public base URL, e.g. https://verify.example.com")
 	fs.BoolVar(&c.demo, "demo", false, "serve the demo host page /demo/embed even with Twilio configured (it is always served in development mode)")
+	fs.BoolVar(&c.tapLinks, "tap-links", true, "with -public-url, texts also carry a link that verifies with one tap (<public-url>/v/<id>)")
+	fs.BoolVar(&c.inbound, "inbound", false, `offer "text us the code" (register channel "inbound"): needs Twilio, TWILIO_FROM_NUMBER and -public-url, with the number's incoming-message webhook set to <public-url>/twilio/inbound`)
+	fs.StringVar(&c.issuer, "issuer", "", "the name authenticator apps show for this service (default: the -public-url host, else \"verifier\")")
 }
 
 func (c *embedConfig) check(func(string) string) error {
@@ -224,6 +234,13 @@ func (c *embedConfig) check(func(string) string) error {
 		c.hostOrigins = append(c.hostOrigins, strings.TrimRight(o, "/"))
 	}
 	if c.publicURL == "" {
+		c.tapLinks = false
+		if c.inbound {
+			return errors.New("-inbound needs -public-url, where Twilio posts the texts")
+		}
+		if c.issuer == "" {
+			c.issuer = "verifier"
+		}
 		return nil
 	}
 	u, err := url.Parse(c.publicURL)
@@ -231,6 +248,9 @@ func (c *embedConfig) check(func(string) string) error {
 		return fmt.Errorf("public URL %q: want an absolute URL", c.publicURL)
 	}
 	c.public = u
+	if c.issuer == "" {
+		c.issuer = u.Hostname()
+	}
 	return nil
 }
 
@@ -305,6 +325,19 @@ func (c *twilioConfig) check(getenv func(string) string) error {
 
 // usesVerify reports whether Twilio Verify makes and checks the codes.
 func (c twilioConfig) usesVerify() bool { return c.sms != nil && c.sms.VerifyServiceSID != "" }
+
+// receivesTexts reports whether "text us the code" is offered.
+func (c config) receivesTexts() bool {
+	return c.embed.inbound && c.twilio.sms != nil && c.twilio.sms.From != ""
+}
+
+// inboundNumber is the number people text their code to, "" for none.
+func (c config) inboundNumber() string {
+	if !c.receivesTexts() {
+		return ""
+	}
+	return c.twilio.sms.From
+}
 
 // placesCalls reports whether the server offers voice calls: the console
 // "places" them in development, Verify places its own; Twilio's Calls API

@@ -297,7 +297,7 @@ func TestTestNumbersGetNoTextAndAreMarkedInSiteverify(t *testing.T) {
 }
 
 func TestTextsAskedFromAHostPageNameThatHostForWebOTP(t *testing.T) {
-	ts := startServer(t, []string{"-allowed-origins=https://shop.example", "-public-url=https://verify.example.com"}, nil)
+	ts := startServer(t, []string{"-allowed-origins=https://shop.example", "-public-url=https://verify.example.com", "-tap-links=false"}, nil)
 	ws, _, err := websocket.DefaultDialer.Dial(wsURL(ts.URL), http.Header{"Origin": {"https://shop.example"}})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -33,7 +34,7 @@ import (
 //	message       -> "<message>" (texts for people, free to be reworded or translated)
 //	token         -> "<token>"   (random)
 //	verified_at   -> "<time>"    (wall clock; must still be RFC 3339)
-//	dev_sms body  -> the code's digits become <code> (random)
+//	dev_sms body  -> the code's digits become <code> (random), a link's id <link>
 //
 // The second counts (expires_in, resend_in, retry_after) are kept: the
 // server rounds them up to whole seconds, and every answer that reports a
@@ -337,7 +338,7 @@ func (tr *wireTranscript) render(f map[string]any) string {
 			for _, c := range tr.codes {
 				s = strings.ReplaceAll(s, c, "<code>")
 			}
-			masked["body"] = s
+			masked["body"] = linkID.ReplaceAllString(s, "/v/<link>")
 		}
 		copied := make(map[string]any, len(f))
 		for k, v := range f {
@@ -451,3 +452,6 @@ func lineDiff(a, b []string) string {
 	}
 	return out.String()
 }
+
+// linkID is a tap-to-verify link's random id in a text.
+var linkID = regexp.MustCompile(`/v/[A-Za-z0-9_-]{48}`)

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"html/template"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"verifier/assets"
@@ -16,6 +18,7 @@ import (
 	"verifier/db"
 	"verifier/hub"
 	"verifier/metrics"
+	"verifier/seal"
 	"verifier/server"
 	"verifier/sms"
 	"verifier/token"
@@ -25,7 +28,8 @@ import (
 // assemble builds every part on top of the open store and wires them.
 func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io.Writer, log *slog.Logger) (*app, error) {
 	dev := cfg.twilio.sms == nil
-	bundle, err := assets.Load(assets.Options{Dev: dev, Calls: cfg.twilio.placesCalls(), WhatsApp: cfg.twilio.sendsWhatsApp()})
+	bundle, err := assets.Load(assets.Options{Dev: dev, Calls: cfg.twilio.placesCalls(), WhatsApp: cfg.twilio.sendsWhatsApp(),
+		Inbound: cfg.inboundNumber(), Apps: true})
 	if err != nil {
 		return nil, err
 	}
@@ -53,6 +57,10 @@ func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io
 	if err != nil {
 		return nil, err
 	}
+	sealed, err := newSeals(keys.tokens, cfg.embed)
+	if err != nil {
+		return nil, err
+	}
 	tokens, err := token.NewTokens(keys.tokens, store, token.Options{IsTest: cfg.rules.IsTestNumber, Dev: dev})
 	if err != nil {
 		return nil, err
@@ -61,7 +69,7 @@ func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io
 		Store: timedStore{store, meter}, Channels: channels,
 		Pub: pub, Tokens: tokens, Observe: meter, Log: log,
 		Confirm: newConfirmer(cfg.twilio.confirm, countedSender{carrier, meter}, bundle),
-		Engine:  engineOrNil(engine),
+		Engine:  engineOrNil(engine), Links: sealed.links, Secrets: sealed.secrets,
 	})
 	if err != nil {
 		return nil, err
@@ -73,9 +81,56 @@ func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io
 		Status:     newDeliveryStatus(cfg.twilio, svc, meter, clients, log),
 		Metrics:    a.publicMetrics(cfg.listen),
 		SiteVerify: newSiteVerify(tokens, keys.api, clients, log), Demo: dev || cfg.embed.demo,
+		Tap:     newTapPage(sealed, svc, texts, bundle, cfg.embed, clients, log),
+		Inbound: newInboundTexts(cfg, svc, clients, log),
 	})
 	return a, nil
 }
+
+// seals are the values only this server can read: tap-to-verify links
+// and authenticator apps' secrets, each under its own key.
+type seals struct {
+	links   verify.Links // nil: no tap-to-verify links
+	secrets verify.Secrets
+	tapKey  []byte // signs the tap page's form
+}
+
+func newSeals(secret []byte, embed embedConfig) (seals, error) {
+	apps, err := seal.New(secret, "authenticator app secret")
+	if err != nil || !embed.tapLinks {
+		return seals{secrets: apps}, err
+	}
+	links, err := seal.NewLinks(secret)
+	if err != nil {
+		return seals{}, err
+	}
+	tapKey, err := seal.Key(secret, "tap-to-verify form")
+	return seals{links: links, secrets: apps, tapKey: tapKey}, err
+}
+
+// newTapPage serves the links' page, where links are on.
+func newTapPage(s seals, links server.Links, texts *server.Texts, bundle *assets.Bundle, embed embedConfig,
+	clients clientip.Resolver, log *slog.Logger) http.Handler {
+	if s.links == nil {
+		return nil
+	}
+	page := template.Must(template.New("tap").Parse(string(bundle.Tap)))
+	return &server.TapPage{Links: links, Texts: texts, Page: page, Key: s.tapKey, Secure: embed.public.Scheme == "https",
+		SiteName: embed.public.Hostname(), ClientAddr: clients.Of, Log: log}
+}
+
+// newInboundTexts takes the texts people send us, where that is offered.
+func newInboundTexts(cfg config, inbox server.Inbox, clients clientip.Resolver, log *slog.Logger) http.Handler {
+	if !cfg.receivesTexts() {
+		return nil
+	}
+	return &server.InboundTexts{Check: sms.NewStatusValidator(cfg.twilio.sms.AuthToken),
+		URL: strings.TrimRight(cfg.embed.publicURL, "/") + inboundPath, Inbox: inbox, Reply: cfg.twilio.confirm,
+		ClientAddr: clients.Of, Log: log}
+}
+
+// inboundPath is where Twilio posts the texts people send our number.
+const inboundPath = "/twilio/inbound"
 
 // publicMetrics is /metrics on the public listener, unless -metrics-addr
 // moves it to its own.
@@ -125,10 +180,19 @@ func newCarrier(cfg twilioConfig, inbox sms.Inbox, stdout io.Writer, log *slog.L
 }
 
 // newChannels offers SMS, voice calls where the carrier can place them,
-// and WhatsApp where a sender is configured; with Twilio Verify, its own
-// channels. Every channel counts against every limit and the cost cap
-// alike.
+// WhatsApp where a sender is configured (with Twilio Verify, its own
+// channels), and "text us the code" where asked for. Every channel that
+// sends counts against every limit and the cost cap alike.
 func newChannels(c carrier, engine *sms.Verify, bundle *assets.Bundle, cfg config, meter *metrics.Metrics) (verify.Channels, error) {
+	channels, err := sendingChannels(c, engine, bundle, cfg, meter)
+	if err == nil && cfg.receivesTexts() {
+		channels[verify.InboundChannel] = channel.NewInbound(cfg.twilio.sms.From)
+	}
+	return channels, err
+}
+
+// sendingChannels are the ones that bring a code to the person.
+func sendingChannels(c carrier, engine *sms.Verify, bundle *assets.Bundle, cfg config, meter *metrics.Metrics) (verify.Channels, error) {
 	if engine != nil {
 		return verifyChannels(engine, cfg.twilio), nil
 	}
@@ -136,6 +200,11 @@ func newChannels(c carrier, engine *sms.Verify, bundle *assets.Bundle, cfg confi
 	texter, err := channel.NewSMS(counted, bundle.SMSTemplates(), cfg.embed.webOTPHost())
 	if err != nil {
 		return nil, err
+	}
+	if cfg.embed.tapLinks {
+		if err := texter.Links(cfg.embed.publicURL, bundle.Strings("sms_link")); err != nil {
+			return nil, err
+		}
 	}
 	channels := verify.Channels{"sms": texter}
 	if cfg.twilio.placesCalls() {

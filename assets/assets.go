@@ -25,6 +25,7 @@ type Bundle struct {
 	CSS     []byte
 	Demo    []byte // a host page with the widget (/demo/embed)
 	DemoCSS []byte
+	Tap     []byte // the page a tap-to-verify link opens: an html/template
 	// Languages maps a language ("en") to its strings; add a language by
 	// adding i18n/<code>.json.
 	Languages map[string]map[string]string
@@ -42,6 +43,11 @@ type Options struct {
 	// WhatsApp is true when the server can send codes on WhatsApp: only then
 	// do the page and the widget offer "Send on WhatsApp".
 	WhatsApp bool
+	// Inbound is the number people text their code to ("text us the code"),
+	// "" where that is not offered.
+	Inbound string
+	// Apps is true when numbers may add an authenticator app.
+	Apps bool
 }
 
 // Load assembles the bundle from the embedded files.
@@ -61,8 +67,10 @@ func Load(opts Options) (*Bundle, error) {
 	i18nJSON, _ := json.Marshal(langs)
 	cardJSON, _ := json.Marshal(string(card))
 	cssJSON, _ := json.Marshal(string(css))
-	prelude := fmt.Sprintf("const I18N = %s;\nconst CARD = %s;\nconst DEV = %t;\nconst CALLS = %t;\nconst WHATSAPP = %t;\n",
-		i18nJSON, cardJSON, opts.Dev, opts.Calls, opts.WhatsApp)
+	inboundJSON, _ := json.Marshal(opts.Inbound)
+	prelude := fmt.Sprintf("const I18N = %s;\nconst CARD = %s;\nconst DEV = %t;\nconst CALLS = %t;\nconst WHATSAPP = %t;\n"+
+		"const INBOUND = %s;\nconst APPS = %t;\n",
+		i18nJSON, cardJSON, opts.Dev, opts.Calls, opts.WhatsApp, inboundJSON, opts.Apps)
 	// Each bundle is one strict-mode function, so nothing leaks into a host
 	// page's globals.
 	wrap := func(parts ...[]byte) []byte {
@@ -84,6 +92,7 @@ func Load(opts Options) (*Bundle, error) {
 		CSS:       css,
 		Demo:      read("static/demo.html"),
 		DemoCSS:   read("static/demo.css"),
+		Tap:       read("static/tap.html"),
 		Languages: langs,
 	}, nil
 }

@@ -33,6 +33,8 @@ type SMS struct {
 	sender     Sender
 	texts      map[string]string // language -> body with {code}
 	webOTPHost string            // host named when the server's own page asks; "" for none
+	linkBase   string            // the server's public URL, for tap-to-verify links; "" for none
+	linkTexts  map[string]string // language -> the link's line, with {link}
 }
 
 var _ verify.Channel = (*SMS)(nil)
@@ -59,17 +61,29 @@ func checkTexts(texts map[string]string, placeholder, what string) error {
 	return nil
 }
 
+// LinkPath is where a tap-to-verify link leads, under the public URL.
+const LinkPath = "/v/"
+
+// Links makes the texts carry a delivery's tap-to-verify link, under the
+// server's public URL, on a line of its own in the person's language.
+func (c *SMS) Links(publicURL string, lines map[string]string) error {
+	if err := checkTexts(lines, "{link}", "link"); err != nil {
+		return err
+	}
+	c.linkBase, c.linkTexts = strings.TrimRight(publicURL, "/")+LinkPath, lines
+	return nil
+}
+
 // Deliver implements verify.Channel.
 func (c *SMS) Deliver(ctx context.Context, d verify.Delivery) error {
 	return c.sender.Send(ctx, Text{To: d.To, Body: c.body(d), Conn: d.Conn})
 }
 
 func (c *SMS) body(d verify.Delivery) string {
-	text, ok := c.texts[d.Lang]
-	if !ok {
-		text = c.texts["en"]
+	body := strings.ReplaceAll(inLang(c.texts, d.Lang), "{code}", d.Code)
+	if d.Link != "" && c.linkBase != "" {
+		body += "\n" + strings.ReplaceAll(inLang(c.linkTexts, d.Lang), "{link}", c.linkBase+d.Link)
 	}
-	body := strings.ReplaceAll(text, "{code}", d.Code)
 	host := d.Host
 	if host == "" {
 		host = c.webOTPHost
@@ -78,6 +92,14 @@ func (c *SMS) body(d verify.Delivery) string {
 		body += "\n\n@" + host + " #" + d.Code
 	}
 	return body
+}
+
+// inLang is the text in lang, or in English.
+func inLang(texts map[string]string, lang string) string {
+	if text, ok := texts[lang]; ok {
+		return text
+	}
+	return texts["en"]
 }
 
 // Confirmation texts a verified number the operator's message (-confirm-

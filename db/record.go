@@ -27,6 +27,18 @@ const (
 	pendingUncertain
 	pendingChannel
 	pendingRemote
+	hasExtras // tagged parts follow the fixed ones (extraTag)
+)
+
+// Tags of a version-2 record's tagged parts, each written as tag, length,
+// bytes: parts added later go here, so the flags never run out.
+const (
+	_ = iota
+	extraLink
+	extraSite
+	extraAppSecret
+	extraAppEnrolled // one byte, 1
+	extraAppStep     // varint
 )
 
 // encode writes rec as version 2.
@@ -65,8 +77,39 @@ func encode(rec verify.Record) ([]byte, error) {
 			b = appendString(b, p.Channel)
 		}
 	}
+	if n, extras := appendExtras(nil, rec); n > 0 {
+		flags |= hasExtras
+		b = append(binary.AppendUvarint(b, uint64(n)), extras...)
+	}
 	b[0], b[1] = recordV2, flags
 	return b, nil
+}
+
+// appendExtras writes the tagged parts of rec, and says how many; the
+// count goes first, so a record cut between two parts is not misread.
+func appendExtras(b []byte, rec verify.Record) (n int, _ []byte) {
+	tagged := func(tag byte, v []byte) {
+		n++
+		b = append(binary.AppendUvarint(append(b, tag), uint64(len(v))), v...)
+	}
+	if p := rec.Pending; p != nil {
+		if p.Link != "" {
+			tagged(extraLink, []byte(p.Link))
+		}
+		if p.Site != "" {
+			tagged(extraSite, []byte(p.Site))
+		}
+	}
+	if a := rec.App; a != nil {
+		tagged(extraAppSecret, a.Secret)
+		if a.Enrolled {
+			tagged(extraAppEnrolled, []byte{1})
+		}
+		if a.LastStep != 0 {
+			tagged(extraAppStep, binary.AppendVarint(nil, a.LastStep))
+		}
+	}
+	return n, b
 }
 
 func appendWindow(b []byte, w verify.Window) []byte {
@@ -148,6 +191,42 @@ func (r *reader) window() verify.Window {
 	return w
 }
 
+// extras reads the tagged parts; a part of a tag this release does not
+// know is skipped, so a newer release's record still reads.
+func (r *reader) extras(rec *verify.Record) {
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		if len(r.b) == 0 {
+			r.err = errTruncated
+			return
+		}
+		tag := r.b[0]
+		r.b = r.b[1:]
+		v := r.string()
+		switch {
+		case tag == extraLink || tag == extraSite:
+			if rec.Pending == nil {
+				r.err = errors.New("a pending part without a pending code")
+			} else if tag == extraLink {
+				rec.Pending.Link = v
+			} else {
+				rec.Pending.Site = v
+			}
+		case tag == extraAppSecret:
+			rec.App = &verify.App{Secret: []byte(v)}
+		case (tag == extraAppEnrolled || tag == extraAppStep) && rec.App == nil:
+			r.err = errors.New("an app part without an app")
+		case tag == extraAppEnrolled:
+			rec.App.Enrolled = v == "\x01"
+		case tag == extraAppStep:
+			step, size := binary.Varint([]byte(v))
+			if size != len(v) {
+				r.err = errTruncated
+			}
+			rec.App.LastStep = step
+		}
+	}
+}
+
 func decodeV2(v []byte) (verify.Record, error) {
 	if len(v) == 0 {
 		return verify.Record{}, errTruncated
@@ -170,6 +249,9 @@ func decodeV2(v []byte) (verify.Record, error) {
 		if flags&pendingChannel != 0 {
 			rec.Pending.Channel = r.string()
 		}
+	}
+	if flags&hasExtras != 0 {
+		r.extras(&rec)
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%d bytes after the record", len(r.b))

@@ -16,6 +16,10 @@ func TestRecordsRoundTripThroughVersion2(t *testing.T) {
 		"pending": {Pending: &verify.Pending{Secret: "JBSWY3DPEHPK3PXP", Digits: 6, SentAt: at, ExpiresAt: at.Add(10 * time.Minute),
 			Attempts: 2, Conn: "c0a1b2c3.17", Uncertain: true, Channel: "call"}},
 		"remote": {Pending: &verify.Pending{Secret: "QKZ2", Digits: 6, SentAt: at, ExpiresAt: at, Channel: "sms", Remote: true}},
+		"link": {Pending: &verify.Pending{Secret: "QKZ2", Digits: 6, SentAt: at, ExpiresAt: at, Channel: "sms",
+			Link: "\x00nonce-bytes\xff", Site: "shop.example"}},
+		"app":        {App: &verify.App{Secret: []byte("sealed\x00key")}},
+		"app in use": {VerifiedAt: at, App: &verify.App{Secret: []byte("k"), Enrolled: true, LastStep: 58_803_021}},
 		"all": {VerifiedAt: at, Sends: verify.Window{Until: at, Count: 1}, Wrong: verify.Window{Until: at, Count: 1},
 			Pending: &verify.Pending{TestCode: "123456", Digits: 6, SentAt: at, ExpiresAt: at}},
 	} {
@@ -46,13 +50,17 @@ func same(a, b verify.Record) bool {
 		a.Wrong.Count != b.Wrong.Count || !a.Wrong.Until.Equal(b.Wrong.Until) || (a.Pending == nil) != (b.Pending == nil) {
 		return false
 	}
+	if (a.App == nil) != (b.App == nil) || a.App != nil && (string(a.App.Secret) != string(b.App.Secret) ||
+		a.App.Enrolled != b.App.Enrolled || a.App.LastStep != b.App.LastStep) {
+		return false
+	}
 	if a.Pending == nil {
 		return true
 	}
 	p, q := *a.Pending, *b.Pending
 	return p.Secret == q.Secret && p.TestCode == q.TestCode && p.Digits == q.Digits && p.SentAt.Equal(q.SentAt) &&
 		p.ExpiresAt.Equal(q.ExpiresAt) && p.Attempts == q.Attempts && p.Conn == q.Conn && p.Uncertain == q.Uncertain && p.Channel == q.Channel &&
-		p.Remote == q.Remote
+		p.Remote == q.Remote && p.Link == q.Link && p.Site == q.Site
 }
 
 func FuzzDecodeRecord(f *testing.F) {

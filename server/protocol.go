@@ -12,6 +12,10 @@ const (
 	eventRegister = "register"
 	eventVerify   = "verify"
 	eventResume   = "resume"
+	// An authenticator app for a number this connection just verified.
+	eventAppAdd     = "app_add"
+	eventAppConfirm = "app_confirm"
+	eventAppRemove  = "app_remove"
 )
 
 // request is one decoded client frame.
@@ -68,7 +72,7 @@ func decodeFrame(frame []byte) (request, error) {
 		return request{}, badFrame("missing event")
 	}
 	switch *env.Event {
-	case eventRegister, eventVerify, eventResume:
+	case eventRegister, eventVerify, eventResume, eventAppAdd, eventAppConfirm, eventAppRemove:
 	default:
 		return request{}, badFrame("unknown event %q", truncate(*env.Event, 32))
 	}
@@ -85,7 +89,7 @@ func (p *payload) request(event string) (request, error) {
 	if req.Phone = deref(p.PhoneNumber); req.Phone == "" {
 		return req, badFrame("missing phone_number")
 	}
-	if event == eventVerify {
+	if event == eventVerify || event == eventAppConfirm {
 		if req.Code = deref(p.Code); req.Code == "" {
 			return req, badFrame("missing code")
 		}

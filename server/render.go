@@ -18,6 +18,7 @@ const (
 	eventVerified      = "verified"
 	eventReset         = "reset"
 	eventDevSMS        = "dev_sms"
+	eventAppSetup      = "app_setup"
 )
 
 // field is a set of the data keys an event carries besides reason and
@@ -35,6 +36,8 @@ const (
 	fStatus                       // status, and error_code when the provider gave one
 	fBody                         // body
 	fChannel                      // channel
+	fInbound                      // code and send_to, when the person texts us the code
+	fApp                          // qr, secret: an authenticator app's key
 )
 
 // form is how one outcome travels: its event, its reason for programs,
@@ -46,7 +49,7 @@ type form struct {
 
 // forms is the one table from outcomes to the protocol.
 var forms = [...]form{
-	verify.CodeSent:          {eventCodeGenerated, "", "", fPhone | fPending | fChannel},
+	verify.CodeSent:          {eventCodeGenerated, "", "", fPhone | fPending | fChannel | fInbound},
 	verify.Verified:          {eventVerified, "", "", fPhone | fVerifiedAt | fToken},
 	verify.InvalidPhone:      {eventUpdate, "invalid_phone", "reason_invalid_phone", 0},
 	verify.NumberRejected:    {eventUpdate, "invalid_phone", "msg_number_rejected", fPhone},
@@ -70,6 +73,13 @@ var forms = [...]form{
 	verify.ConfirmFailed:     {eventUpdate, "confirm_failed", "msg_confirm_failed", fPhone},
 	verify.DeliveryLate:      {eventUpdate, "sms_late", "msg_sms_late", fPhone | fChannel},
 	verify.CheckFailed:       {eventUpdate, "send_failed", "msg_check_failed", fPhone}, // the contract's word for a provider that failed
+	verify.AppSetup:          {eventAppSetup, "", "msg_app_setup", fPhone | fApp},
+	verify.AppAdded:          {eventUpdate, "app_added", "msg_app_added", fPhone},
+	verify.AppRemoved:        {eventUpdate, "app_removed", "msg_app_removed", fPhone},
+	verify.AppNotSet:         {eventUpdate, "app_not_set", "msg_app_not_set", fPhone},
+	verify.AppNotAllowed:     {eventUpdate, "app_not_allowed", "msg_app_not_allowed", fPhone},
+	verify.AppAlreadySet:     {eventUpdate, "app_already_set", "msg_app_already_set", fPhone},
+	verify.AppWrongCode:      {eventUpdate, "wrong_code", "msg_app_wrong_code", fPhone},
 }
 
 // Answers that are not the rules' outcomes.
@@ -108,6 +118,10 @@ type wireData struct {
 	ErrorCode    string  `json:"error_code,omitempty"`
 	Body         string  `json:"body,omitempty"`
 	Channel      string  `json:"channel,omitempty"`
+	Code         string  `json:"code,omitempty"`
+	SendTo       string  `json:"send_to,omitempty"`
+	QR           string  `json:"qr,omitempty"`
+	Secret       string  `json:"secret,omitempty"`
 }
 
 // render encodes an outcome as its event, worded in lang.
@@ -157,6 +171,12 @@ func fill(d *wireData, fields field, o verify.Outcome) {
 	}
 	if fields&fChannel != 0 {
 		d.Channel = o.Channel
+	}
+	if fields&fInbound != 0 {
+		d.Code, d.SendTo = o.Code, o.SendTo
+	}
+	if fields&fApp != 0 {
+		d.QR, d.Secret = qrDataURL(o.AppURL), o.AppSecret
 	}
 }
 
@@ -212,10 +232,7 @@ func (t *Texts) Lang(lang string) string {
 // say words key in lang, filling {phone}, {attempts}, {time}, {country}
 // and {detail}.
 func (t *Texts) say(lang, key string, o verify.Outcome, detail string) string {
-	text, ok := t.langs[lang][key]
-	if !ok {
-		text = t.langs["en"][key]
-	}
+	text := t.word(lang, key)
 	if !strings.Contains(text, "{") {
 		return text
 	}
@@ -226,6 +243,14 @@ func (t *Texts) say(lang, key string, o verify.Outcome, detail string) string {
 		"{country}", o.Country,
 		"{detail}", detail,
 	).Replace(text)
+}
+
+// word is key's text in lang, or in English.
+func (t *Texts) word(lang, key string) string {
+	if text, ok := t.langs[lang][key]; ok {
+		return text
+	}
+	return t.langs["en"][key]
 }
 
 // clock shows seconds as m:ss, as the page does.

@@ -24,6 +24,8 @@ type Deps struct {
 	Assets        *assets.Bundle
 	SiteVerify    *SiteVerify
 	Status        http.Handler // Twilio's delivery reports
+	Inbound       http.Handler // Twilio's incoming texts; nil: not offered
+	Tap           http.Handler // tap-to-verify links; nil: not offered
 	Metrics       http.Handler
 	Health        func() error
 	Log           *slog.Logger
@@ -53,6 +55,13 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	})
 	mux.Handle("POST /api/siteverify", limitBody(d.SiteVerify, maxBody, bodyReadTimeout, siteverifyTooLarge))
 	mux.Handle("POST /twilio/status", limitBody(d.Status, maxBody, bodyReadTimeout, errorTooLarge))
+	if d.Inbound != nil {
+		mux.Handle("POST /twilio/inbound", limitBody(d.Inbound, maxBody, bodyReadTimeout, errorTooLarge))
+	}
+	if d.Tap != nil {
+		mux.Handle("GET /v/{id}", d.Tap)
+		mux.Handle("POST /v/{id}", limitBody(d.Tap, maxBody, bodyReadTimeout, errorTooLarge))
+	}
 	if d.Metrics != nil { // nil: -metrics-addr serves it elsewhere
 		mux.Handle("GET /metrics", d.Metrics)
 	}

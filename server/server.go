@@ -54,6 +54,9 @@ type Rules interface {
 	Register(ctx context.Context, who verify.Requester, reg verify.Registration) (verify.Outcome, error)
 	Verify(ctx context.Context, who verify.Requester, phone, code string) (verify.Outcome, error)
 	Resume(ctx context.Context, who verify.Requester, phone string) (verify.Outcome, error)
+	AddApp(ctx context.Context, who verify.Requester, phone string) (verify.Outcome, error)
+	ConfirmApp(ctx context.Context, who verify.Requester, phone, code string) (verify.Outcome, error)
+	RemoveApp(ctx context.Context, who verify.Requester, phone string) (verify.Outcome, error)
 }
 
 var _ Rules = (*verify.Service)(nil)
@@ -122,6 +125,12 @@ func (f *Frontend) act(ctx context.Context, who verify.Requester, req request) (
 		return f.Rules.Register(ctx, who, verify.Registration{Phone: req.Phone, Reverify: req.Reverify, Channel: req.Channel})
 	case eventResume:
 		return f.Rules.Resume(ctx, who, req.Phone)
+	case eventAppAdd:
+		return f.Rules.AddApp(ctx, who, req.Phone)
+	case eventAppConfirm:
+		return f.Rules.ConfirmApp(ctx, who, req.Phone, req.Code)
+	case eventAppRemove:
+		return f.Rules.RemoveApp(ctx, who, req.Phone)
 	default:
 		return f.Rules.Verify(ctx, who, req.Phone, req.Code)
 	}

@@ -35,6 +35,31 @@ type DeliveryStatus struct {
 
 const maxStatusBody = 16 << 10
 
+// readTwilioForm reads a webhook's form, at most 16 KiB, and checks that
+// Twilio signed it for url.
+func readTwilioForm(w http.ResponseWriter, r *http.Request, check SignatureChecker, url string) (map[string]string, int, string) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxStatusBody)
+	if err := r.ParseForm(); err != nil {
+		return nil, http.StatusBadRequest, "body is not a form of at most 16 KiB"
+	}
+	params := make(map[string]string, len(r.PostForm))
+	for k, v := range r.PostForm {
+		params[k] = v[0]
+	}
+	if check == nil || !check.Validate(url, params, r.Header.Get("X-Twilio-Signature")) {
+		return nil, http.StatusForbidden, "invalid or missing X-Twilio-Signature"
+	}
+	return params, 0, ""
+}
+
+// refusalReason names readTwilioForm's refusals in logs.
+func refusalReason(status int) string {
+	if status == http.StatusForbidden {
+		return "bad_signature"
+	}
+	return "bad_form"
+}
+
 // deliveryKinds maps the statuses worth telling a person about.
 var deliveryKinds = map[string]verify.Kind{
 	"sent":        verify.DeliverySent,
@@ -56,17 +81,10 @@ func (d *DeliveryStatus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // readSigned reads the form and checks Twilio's signature over it and the
 // fields a report needs; a refusal says its status and why.
 func (d *DeliveryStatus) readSigned(w http.ResponseWriter, r *http.Request) (map[string]string, int, string) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxStatusBody)
-	if err := r.ParseForm(); err != nil {
-		return nil, http.StatusBadRequest, "body is not a form of at most 16 KiB"
-	}
-	params := make(map[string]string, len(r.PostForm))
-	for k, v := range r.PostForm {
-		params[k] = v[0]
-	}
-	if d.Check == nil || !d.Check.Validate(d.URL, params, r.Header.Get("X-Twilio-Signature")) {
-		d.Log.Warn("sms status", "event", "sms_status", "reason", "bad_signature", "client", d.ClientAddr(r))
-		return nil, http.StatusForbidden, "invalid or missing X-Twilio-Signature"
+	params, status, problem := readTwilioForm(w, r, d.Check, d.URL)
+	if problem != "" {
+		d.Log.Warn("sms status", "event", "sms_status", "reason", refusalReason(status), "client", d.ClientAddr(r))
+		return nil, status, problem
 	}
 	// A WhatsApp message's report names whatsapp:+E.164.
 	params["To"] = strings.TrimPrefix(params["To"], "whatsapp:")

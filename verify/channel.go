@@ -12,6 +12,7 @@ type Delivery struct {
 	Lang string // the person's language, "" for the default
 	Host string // the host whose page asked (for WebOTP), "" for the server's own
 	Conn string // the connection that asked (the dev inbox shows the text there only)
+	Link string // the id of a tap-to-verify link to send with the code, "" for none
 }
 
 // Channel is one way to bring a code to a person: a text, a call, a
@@ -19,6 +20,28 @@ type Delivery struct {
 // must honour ctx or its own timeout.
 type Channel interface {
 	Deliver(ctx context.Context, d Delivery) error
+}
+
+// Receiver is a channel that sends nothing: the person texts the code
+// shown on the page to Number from the phone being verified, and
+// Service.Received checks what arrives. Nothing sent costs nothing, so
+// texting numbers that way gains an attacker nothing.
+type Receiver interface {
+	Channel
+	Number() string // E.164
+}
+
+// Links make the ids of tap-to-verify links, each naming its number and a
+// nonce that its pending code keeps; only this server can make or open one.
+type Links interface {
+	New(phone string) (id, nonce string, err error)
+	Open(id string) (phone, nonce string, err error)
+}
+
+// Secrets seal the keys of authenticator apps before they are stored.
+type Secrets interface {
+	Seal(plain []byte) ([]byte, error)
+	Open(sealed []byte) ([]byte, error)
 }
 
 // Channels maps the names register may ask for ("sms", "call") to the

@@ -48,7 +48,8 @@ func (s *Service) Verify(ctx context.Context, who Requester, rawPhone, code stri
 	case Expired, TooManyAttempts: // every tab on the number starts over
 		s.pub.Publish(phone, o, who.ConnID)
 	case Verified:
-		return s.verified(o, now.Sub(v.sentAt), who), nil
+		o = s.verified(o, v, who)
+		s.confirmLater(o.Phone, who)
 	}
 	return o, nil
 }
@@ -59,6 +60,7 @@ func (s *Service) Verify(ctx context.Context, who Requester, rawPhone, code stri
 type verdict struct {
 	Outcome
 	sentAt time.Time
+	via    string // the channel a right code came by
 	limit  string
 	remote bool
 }
@@ -73,10 +75,12 @@ func (s *Service) judge(r *Record, code string, now time.Time) (verdict, error) 
 		return v, err
 	}
 	switch p := r.Pending; {
+	case p.Channel == AppChannel:
+		return s.appCheck(r, code, now)
 	case p.Remote && p.wellFormed(strings.TrimSpace(code)):
 		return verdict{remote: true}, ErrNoChange
 	case p.matches(code):
-		return s.right(r, now), nil
+		return s.right(r, p.Channel, now), nil
 	}
 	return s.wrong(r, now), nil
 }
@@ -97,9 +101,9 @@ func (s *Service) settled(r *Record, now time.Time) (v verdict, over bool, err e
 	return verdict{}, false, nil
 }
 
-// right verifies the number.
-func (s *Service) right(r *Record, now time.Time) verdict {
-	v := verdict{Outcome: Outcome{Kind: Verified, VerifiedAt: now}, sentAt: now}
+// right verifies the number, by the channel via.
+func (s *Service) right(r *Record, via string, now time.Time) verdict {
+	v := verdict{Outcome: Outcome{Kind: Verified, VerifiedAt: now}, sentAt: now, via: via}
 	if r.Pending != nil {
 		v.sentAt = r.Pending.SentAt
 	}
@@ -123,16 +127,28 @@ func (s *Service) wrong(r *Record, now time.Time) verdict {
 }
 
 // verified tells the other connections on the number, without a token, and
-// hands the requester its token.
-func (s *Service) verified(o Outcome, sinceSent time.Duration, who Requester) Outcome {
-	s.observe.Verified(sinceSent)
+// hands the requester its token; the requester's connection may then add
+// or remove an authenticator app for a while. The caller decides whether
+// a confirmation text follows.
+func (s *Service) verified(o Outcome, v verdict, who Requester) Outcome {
+	s.observe.Verified(s.now().Sub(v.sentAt))
+	s.sessions.add(who.ConnID, o.Phone, v.via, o.VerifiedAt)
 	s.pub.Publish(o.Phone, o, who.ConnID)
 	token, err := s.tokens.Issue(o.Phone, o.VerifiedAt)
 	if err != nil {
 		s.log.Error("verify: token", "event", "verify", "reason", "token_failed", "err", err, "phone", MaskPhone(o.Phone))
 	}
 	o.Token = token
-	s.confirmLater(o.Phone, who)
+	return o
+}
+
+// verifiedFromAfar finishes a verification made away from the page (a
+// tapped link, a text we received): the page that asked gets the token,
+// live, and the caller an outcome without it.
+func (s *Service) verifiedFromAfar(o Outcome, v verdict, conn string) Outcome {
+	o = s.verified(o, v, Requester{ConnID: conn})
+	s.pub.Tell(conn, o)
+	o.Token = ""
 	return o
 }
 

@@ -78,12 +78,19 @@ func DefaultLimits() Limits {
 // the names an Observer hears. The per-number limit is not among them: it
 // lives in the number's record.
 func (l Limits) Table() []Limit {
+	return append(l.PerKey(),
+		Limit{"minute", Rate{N: l.PerMinute, Per: time.Minute}, Everyone},
+		Limit{"hour", Rate{N: l.PerHour, Per: time.Hour}, Everyone})
+}
+
+// PerKey lists the limits of Table that count one connection, client or
+// number range: what bounds codes that cost nothing (the cost caps do
+// not).
+func (l Limits) PerKey() []Limit {
 	return []Limit{
 		{"connection", l.PerConnection, ByConn},
 		{"client", l.PerClient, ByClient},
 		{"prefix", l.PerPrefix, ByPrefix},
-		{"minute", Rate{N: l.PerMinute, Per: time.Minute}, Everyone},
-		{"hour", Rate{N: l.PerHour, Per: time.Hour}, Everyone},
 	}
 }
 

@@ -36,12 +36,24 @@ const (
 	ConfirmFailed          // the number is verified, but the confirmation text failed
 	DeliveryLate           // no delivery was reported for the text in time: offer another channel
 	CheckFailed            // the code engine could not check the code now; it stays pending
+	LinkLive               // a tap-to-verify link that works
+	LinkUsed               // a tap-to-verify link that was used, has expired or was replaced
+	LinkInvalid            // not a link this server made
+	AppSetup               // an authenticator app key, to scan (AppURL) or type (AppSecret)
+	AppAdded               // the authenticator app gave its first right code: it is enrolled
+	AppRemoved             // the authenticator app is removed
+	AppNotSet              // the number has no authenticator app
+	AppNotAllowed          // adding or removing an app needs a fresh verification by another channel on this connection
+	AppAlreadySet          // the number already has an authenticator app: remove it first
+	AppWrongCode           // the code from the app being added was wrong
 )
 
 var kindNames = [...]string{"", "code_sent", "verified", "invalid_phone", "number_rejected",
 	"country_not_allowed", "already_verified", "already_requested", "code_pending", "nothing_pending",
 	"rate_limited", "locked", "send_failed", "send_uncertain", "not_requested", "wrong_code", "too_many_attempts", "expired",
-	"delivery_sent", "delivery_done", "delivery_failed", "dev_text", "confirm_failed", "delivery_late", "check_failed"}
+	"delivery_sent", "delivery_done", "delivery_failed", "dev_text", "confirm_failed", "delivery_late", "check_failed",
+	"link_live", "link_used", "link_invalid", "app_setup", "app_added", "app_removed", "app_not_set", "app_not_allowed",
+	"app_already_set", "app_wrong_code"}
 
 // String names the kind for logs and metrics.
 func (k Kind) String() string {
@@ -68,6 +80,11 @@ type Outcome struct {
 	Status       string        // the provider's delivery status (Delivery*)
 	ErrorCode    string        // the provider's error code (DeliveryFailed)
 	Body         string        // DevText
+	Code         string        // CodeSent by the inbound channel: the code the person texts to SendTo
+	SendTo       string        // CodeSent by the inbound channel: the number to text (E.164)
+	Site         string        // Link*, Verified by a link: the host whose page asked ("" for the server's own)
+	AppURL       string        // AppSetup: the otpauth:// URL the QR code carries
+	AppSecret    string        // AppSetup: the key, for typing in (base32)
 }
 
 // ErrUnknownChannel means register named a channel this server does not

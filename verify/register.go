@@ -20,7 +20,8 @@ type ask struct {
 	phone    string
 	channel  string
 	reverify bool
-	test     bool // a configured test number: nothing is sent
+	test     bool // a configured test number
+	free     bool // nothing is sent (a test number, an app code, a code the person texts us): no send limits
 	now      time.Time
 }
 
@@ -37,11 +38,12 @@ func (s *Service) Register(ctx context.Context, who Requester, reg Registration)
 		a.channel = DefaultChannel
 	}
 	ch, ok := s.channels[a.channel]
-	if !ok {
+	if !ok && !s.offersApp(a.channel) {
 		return Outcome{Phone: a.phone}, fmt.Errorf("%w %q", ErrUnknownChannel, a.channel)
 	}
 	testCode, isTest := s.cfg.TestNumbers[a.phone]
-	a.test = isTest
+	receiver, receives := ch.(Receiver)
+	a.test, a.free = isTest, isTest || receives || a.channel == AppChannel
 	if !isTest && s.countries != nil && !s.countries[parsed.country] {
 		return s.logged("register", Outcome{Kind: CountryNotAllowed, Phone: a.phone, Country: parsed.country}), nil
 	}
@@ -53,8 +55,13 @@ func (s *Service) Register(ctx context.Context, who Requester, reg Registration)
 	if r, refused := s.refusal(&current, a); refused {
 		return s.answerRefusal(r, a), nil
 	}
-	if isTest { // nothing is sent, so nothing costs money: no send limits
+	switch {
+	case isTest:
 		return s.storeTestCode(ctx, a, testCode)
+	case a.channel == AppChannel:
+		return s.askApp(ctx, a, &current)
+	case receives:
+		return s.expectText(ctx, a, receiver)
 	}
 	return s.sendCode(ctx, a, ch)
 }
@@ -78,7 +85,7 @@ func (s *Service) refusal(r *Record, a ask) (refused, bool) {
 	if p := r.Pending; p != nil && !p.Uncertain && sameChannel(p, a) && a.now.Before(p.ExpiresAt) && a.now.Before(p.SentAt.Add(s.cfg.ResendAfter)) {
 		return refused{Outcome: s.pendingOutcome(AlreadyRequested, a.phone, p, a.now)}, true
 	}
-	if wait := r.Sends.wait(lim.PerNumber, a.now); wait > 0 && !a.test {
+	if wait := r.Sends.wait(lim.PerNumber, a.now); wait > 0 && !a.free {
 		return refused{Outcome{Kind: RateLimited, Phone: a.phone, RetryAfter: wait}, "number"}, true
 	}
 	return refused{}, false
@@ -125,7 +132,7 @@ func (s *Service) storePending(ctx context.Context, a ask, p *Pending) (previous
 			return errRefused{ref}
 		}
 		previous, r.Pending = r.Pending, p
-		if !a.test {
+		if !a.free {
 			r.Sends.add(s.cfg.Limits.PerNumber, a.now)
 		}
 		r.Wrong.tidy(a.now)
@@ -169,13 +176,18 @@ func (s *Service) sendCode(ctx context.Context, a ask, ch Channel) (Outcome, err
 		return Outcome{Phone: a.phone}, fmt.Errorf("register: %w", err)
 	}
 	p := &Pending{Secret: secret, Digits: s.cfg.CodeLength, SentAt: a.now, ExpiresAt: a.now.Add(s.cfg.CodeTTL),
-		Conn: a.who.ConnID, Channel: a.channel, Remote: s.engine != nil}
+		Conn: a.who.ConnID, Channel: a.channel, Remote: s.engine != nil, Site: a.who.Host}
+	link, err := s.newLink(a, p)
+	if err != nil {
+		s.limits.Give(sub)
+		return Outcome{Phone: a.phone}, fmt.Errorf("register: %w", err)
+	}
 	previous, err := s.storePending(ctx, a, p)
 	if err != nil {
 		s.limits.Give(sub)
 		return s.storeFailed(a, err)
 	}
-	if err := s.deliver(ctx, a, p, ch); err != nil {
+	if err := s.deliver(ctx, a, p, ch, link); err != nil {
 		return s.deliveryFailed(ctx, a, p, previous, err), nil
 	}
 	// A call answers at once; texts are reported later, but not by the
@@ -188,8 +200,8 @@ func (s *Service) sendCode(ctx context.Context, a ask, ch Channel) (Outcome, err
 
 // deliver hands the stored code to the channel; a remote code is the
 // engine's to make, so the channel gets none.
-func (s *Service) deliver(ctx context.Context, a ask, p *Pending, ch Channel) error {
-	d := Delivery{To: a.phone, Lang: a.who.Lang, Host: a.who.Host, Conn: a.who.ConnID}
+func (s *Service) deliver(ctx context.Context, a ask, p *Pending, ch Channel, link string) error {
+	d := Delivery{To: a.phone, Lang: a.who.Lang, Host: a.who.Host, Conn: a.who.ConnID, Link: link}
 	if !p.Remote {
 		code, err := p.code()
 		if err != nil {

@@ -35,7 +35,11 @@ var errNoEngine = errors.New("the code was made by a code engine, and none is co
 func (s *Service) engineSaid(r *Record, right bool, checkErr error, now time.Time) (verdict, error) {
 	switch {
 	case right:
-		return s.right(r, now), nil
+		via := ""
+		if r.Pending != nil {
+			via = r.Pending.Channel
+		}
+		return s.right(r, via, now), nil
 	case errors.Is(checkErr, ErrNoCode): // it expired or was used up there
 		if r.Pending == nil {
 			return verdict{Outcome: Outcome{Kind: NotRequested}}, ErrNoChange

@@ -30,6 +30,8 @@ type Config struct {
 	// Countries lists the ISO 3166 regions (US, GB) whose numbers may
 	// receive codes; empty allows every country.
 	Countries []string
+	// Issuer names the service in authenticator apps (the public host).
+	Issuer string
 	// FallbackAfter is how long a text may go without a delivery report
 	// before the asking page is offered another channel; 0 for never
 	// (delivery reports need Twilio's status callbacks).
@@ -45,6 +47,7 @@ func DefaultConfig() Config {
 		ResendAfter:   30 * time.Second,
 		Limits:        DefaultLimits(),
 		DefaultRegion: "US",
+		Issuer:        "verifier",
 	}
 }
 
@@ -59,6 +62,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max attempts %d: must be at least 1", c.MaxAttempts)
 	case c.ResendAfter < 0:
 		return fmt.Errorf("resend-after %v: must not be negative", c.ResendAfter)
+	case c.Issuer == "" || strings.Contains(c.Issuer, ":"):
+		return fmt.Errorf("issuer %q: must be set, without a colon (authenticator apps split on it)", c.Issuer)
 	}
 	for phone, code := range c.TestNumbers {
 		if !IsE164(phone) {
@@ -110,6 +115,10 @@ type Service struct {
 	countries map[string]bool // nil: every country
 	confirm   Confirmer       // nil: no confirmation text
 	engine    Engine          // nil: the server makes and checks the codes
+	links     Links           // nil: texts carry no tap-to-verify link
+	secrets   Secrets         // nil: no authenticator apps
+	sessions  *sessions       // who verified what lately, per connection
+	expecting *Limiter        // codes the person texts us: no cost, but bounded per client
 	fallback  fallbacks
 	after     sync.WaitGroup // confirmation texts under way
 	now       func() time.Time
@@ -142,8 +151,13 @@ type Deps struct {
 	// and sends them (Twilio Verify); Channels then deliver no code of
 	// ours. nil: the server makes and checks them.
 	Engine Engine
-	Now    func() time.Time
-	Log    *slog.Logger
+	// Links, when set, add a tap-to-verify link to every text.
+	Links Links
+	// Secrets, when set, seal authenticator apps' keys, and apps are
+	// offered.
+	Secrets Secrets
+	Now     func() time.Time
+	Log     *slog.Logger
 }
 
 // NewService checks cfg and returns a Service.
@@ -160,10 +174,12 @@ func NewService(cfg Config, d Deps) (*Service, error) {
 		}
 	}
 	s := &Service{cfg: cfg, store: d.Store, channels: d.Channels, pub: d.Pub,
-		tokens: d.Tokens, observe: d.Observe, confirm: d.Confirm, engine: d.Engine, now: d.Now, log: d.Log,
-		limits:  NewLimiter(cfg.Limits.Table()...),
-		lookups: NewLimiter(Limit{Name: "lookup", Rate: cfg.Limits.LookupsPerClient, Key: ByClient}),
-		numbers: newNumberCache(numberCacheBytes)}
+		tokens: d.Tokens, observe: d.Observe, confirm: d.Confirm, engine: d.Engine, links: d.Links, secrets: d.Secrets,
+		now: d.Now, log: d.Log, sessions: newSessions(),
+		expecting: NewLimiter(cfg.Limits.PerKey()...),
+		limits:    NewLimiter(cfg.Limits.Table()...),
+		lookups:   NewLimiter(Limit{Name: "lookup", Rate: cfg.Limits.LookupsPerClient, Key: ByClient}),
+		numbers:   newNumberCache(numberCacheBytes)}
 	if s.now == nil {
 		s.now = time.Now
 	}

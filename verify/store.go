@@ -15,15 +15,23 @@ type Record struct {
 	// the code, so that neither a restart nor a new code reopens them.
 	Sends Window
 	Wrong Window
+	App   *App // the number's authenticator app, nil for none
+}
+
+// App is a number's authenticator app (TOTP).
+type App struct {
+	Secret   []byte // the TOTP key, sealed (Deps.Secrets): the store never holds it readable
+	Enrolled bool   // confirmed with one right code; until then only offered
+	LastStep int64  // the last time step accepted: no code works twice
 }
 
 // Empty reports whether there is nothing worth keeping.
 func (r *Record) Empty() bool {
-	return r.VerifiedAt.IsZero() && r.Pending == nil && r.Sends.Count == 0 && r.Wrong.Count == 0
+	return r.VerifiedAt.IsZero() && r.Pending == nil && r.Sends.Count == 0 && r.Wrong.Count == 0 && r.App == nil
 }
 
 // Verified reports whether the number was ever verified.
-func (r *Record) Verified() bool { return !r.VerifiedAt.IsZero() }
+func (r Record) Verified() bool { return !r.VerifiedAt.IsZero() }
 
 // NextChange is when something in the record next expires on its own (the
 // pending code, a window), or the zero time if nothing will. The store
@@ -99,6 +107,10 @@ type Pending struct {
 	// Remote marks a code the code engine (Twilio Verify) made and sent:
 	// only the engine can check it.
 	Remote bool
+	// Link is the nonce of the tap-to-verify link sent with the code, ""
+	// for none; Site is the host whose page asked ("" for the server's
+	// own), which the link's page names.
+	Link, Site string
 }
 
 // ErrNoChange, returned from an Update function, asks the store to write
