@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"testing"
 
-	"verifier/db"
 	"verifier/sms/faketwilio"
 	"verifier/verify"
 )
@@ -29,7 +28,7 @@ func startVerifyServer(t *testing.T, args ...string) (*testServer, string) {
 func storedRecord(t *testing.T, ts *testServer, dbPath, phone string) verify.Record {
 	t.Helper()
 	ts.stop()
-	store, err := db.Open(dbPath)
+	store, err := openStore(dbPath, func(string) string { return "" }, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,17 +21,21 @@ import (
 
 var (
 	bucketMeta    = []byte("meta")
-	bucketNumbers = []byte("numbers") // E.164 -> versioned record
-	bucketExpiry  = []byte("expiry")  // big-endian expiry unix nanos + E.164 -> nil
+	bucketNumbers = []byte("numbers") // HMAC of the E.164 number -> versioned record
+	bucketExpiry  = []byte("expiry")  // big-endian expiry unix nanos + record key -> the number, sealed
 	bucketSpent   = []byte("spent")   // token id -> big-endian expiry unix seconds
 	keySchema     = []byte("schema")
+	keyOwnSecret  = []byte("secret:numbers") // the store's own, when the opener gives none
 )
 
 const (
-	// schemaVersion 2 writes records as recordV2; a file of version 1 is
-	// read as it is (its records are rewritten as they change), and an
-	// older binary refuses a version-2 file rather than misread it.
-	schemaVersion = 2
+	// schemaVersion 3 keys records by an HMAC of the number (numberKeys);
+	// a file of version 1 or 2, keyed by the numbers themselves, is moved
+	// under the keys on open and compacted, so no number stays behind in a
+	// freed page. Version 2 wrote records as recordV2; version-1 records
+	// (JSON) are still read, and rewritten as they change. An older binary
+	// refuses a newer file rather than misread it.
+	schemaVersion = 3
 	maxBatch      = 1024
 	// maxReported bounds the numbers remembered as already reported
 	// unreadable; the set is cleared when full, so a number may be
@@ -55,6 +59,9 @@ type Store struct {
 
 	reportedMu sync.Mutex
 	reported   map[string]struct{} // numbers already logged as unreadable
+
+	keys   *numberKeys
+	secret func(*Store) ([]byte, error) // the server secret, read once the file is open
 }
 
 // Option configures Open.
@@ -70,6 +77,14 @@ func WithLogger(log *slog.Logger) Option {
 	}
 }
 
+// WithNumberSecret keys numbers by the server secret, which secret returns
+// once the file is open (it may keep the secret in the file, with Secret).
+// Without it the store keeps a secret of its own in the file, which keeps
+// numbers out of casual view only: a copied file then carries its key.
+func WithNumberSecret(secret func(*Store) ([]byte, error)) Option {
+	return func(s *Store) { s.secret = secret }
+}
+
 var _ verify.Store = (*Store)(nil)
 
 type write struct {
@@ -78,30 +93,10 @@ type write struct {
 	done  chan error
 }
 
-// Open opens or creates the file and starts the writer.
+// Open opens or creates the file, moves an older file's numbers under
+// their keys, and starts the writer.
 func Open(path string, opts ...Option) (*Store, error) {
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	err = b.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketNumbers, bucketExpiry, bucketSpent} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get(keySchema); v != nil && (len(v) != 1 || v[0] > schemaVersion) {
-			return fmt.Errorf("schema version %v is newer than this binary knows (%d)", v, schemaVersion)
-		}
-		return meta.Put(keySchema, []byte{schemaVersion})
-	})
-	if err != nil {
-		b.Close()
-		return nil, fmt.Errorf("init %s: %w", path, err)
-	}
 	s := &Store{
-		bolt:     b,
 		log:      slog.New(slog.DiscardHandler),
 		writes:   make(chan *write),
 		closing:  make(chan struct{}),
@@ -111,9 +106,87 @@ func Open(path string, opts ...Option) (*Store, error) {
 	for _, opt := range opts {
 		opt(s)
 	}
+	b, err := openBolt(path)
+	if err != nil {
+		return nil, err
+	}
+	s.bolt = b
+	if err := s.prepare(path); err != nil {
+		s.bolt.Close()
+		return nil, fmt.Errorf("init %s: %w", path, err)
+	}
 	s.skipFreelistSync()
 	go s.writer()
 	return s, nil
+}
+
+func openBolt(path string) (*bolt.DB, error) {
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// prepare makes the buckets, derives the number keys and brings an older
+// file up to the schema.
+func (s *Store) prepare(path string) error {
+	stored, err := initBuckets(s.bolt)
+	if err != nil {
+		return err
+	}
+	secret, err := s.numberSecret()
+	if err != nil {
+		return err
+	}
+	if s.keys, err = newNumberKeys(secret); err != nil {
+		return err
+	}
+	if err := s.keys.checkAgainst(s.bolt); err != nil {
+		return err
+	}
+	if stored != 0 && stored < schemaVersion {
+		moved, err := migrate(s.bolt, s.keys)
+		if err != nil {
+			return fmt.Errorf("migrate schema %d: %w", stored, err)
+		}
+		if s.bolt, err = compactInPlace(s.bolt, path); err != nil {
+			return err
+		}
+		s.log.Info("db: numbers moved under their keys", "event", "start", "reason", "migrated", "records", moved)
+	}
+	return s.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, []byte{schemaVersion}) })
+}
+
+// initBuckets makes the buckets and returns the file's schema version, 0
+// for a new file.
+func initBuckets(b *bolt.DB) (stored byte, err error) {
+	err = b.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketMeta, bucketNumbers, bucketExpiry, bucketSpent} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		v := tx.Bucket(bucketMeta).Get(keySchema)
+		switch {
+		case v == nil && tx.Bucket(bucketNumbers).Stats().KeyN > 0:
+			stored = 1 // written before the schema was recorded
+		case v == nil:
+		case len(v) != 1 || v[0] > schemaVersion:
+			return fmt.Errorf("schema version %v is newer than this binary knows (%d)", v, schemaVersion)
+		default:
+			stored = v[0]
+		}
+		return nil
+	})
+	return stored, err
+}
+
+func (s *Store) numberSecret() ([]byte, error) {
+	if s.secret != nil {
+		return s.secret(s)
+	}
+	return numbersSecret(s.bolt)
 }
 
 // Close stops the writer after the writes under way and closes the file.
@@ -268,7 +341,7 @@ func (s *Store) commit(batch []*write) {
 	err := s.bolt.Update(func(tx *bolt.Tx) error {
 		wrote := false
 		for i, w := range batch {
-			bad, err := apply(tx, w.phone, w.fn)
+			bad, err := s.apply(tx, w.phone, w.fn)
 			if bad {
 				unreadable = append(unreadable, w.phone)
 			}
@@ -306,14 +379,14 @@ func (s *Store) commit(batch []*write) {
 // record that does not decode is reported through unreadable and treated
 // as a new (zero) record, which fn's result then replaces: one bad record
 // must not fail the other writes of the transaction.
-func apply(tx *bolt.Tx, phone string, fn func(*verify.Record) error) (unreadable bool, err error) {
+func (s *Store) apply(tx *bolt.Tx, phone string, fn func(*verify.Record) error) (unreadable bool, err error) {
 	numbers, expiry := tx.Bucket(bucketNumbers), tx.Bucket(bucketExpiry)
-	key := []byte(phone)
+	key := s.keys.key(phone)
 	rec, err := decode(numbers.Get(key))
 	if err != nil {
 		unreadable, rec = true, verify.Record{}
 	}
-	oldExpiry := expiryKey(phone, rec)
+	oldExpiry := expiryKey(key, rec)
 	if err := fn(&rec); err != nil {
 		return unreadable, fnError{err}
 	}
@@ -325,8 +398,12 @@ func apply(tx *bolt.Tx, phone string, fn func(*verify.Record) error) (unreadable
 	if rec.Empty() {
 		return unreadable, numbers.Delete(key)
 	}
-	if k := expiryKey(phone, rec); k != nil {
-		if err := expiry.Put(k, nil); err != nil {
+	k, sealed, err := s.keys.expiryEntry(phone, rec)
+	if err != nil {
+		return unreadable, err
+	}
+	if k != nil {
+		if err := expiry.Put(k, sealed); err != nil {
 			return unreadable, err
 		}
 	}
@@ -337,18 +414,6 @@ func apply(tx *bolt.Tx, phone string, fn func(*verify.Record) error) (unreadable
 	return unreadable, numbers.Put(key, v)
 }
 
-// expiryKey indexes a record by when it next changes on its own (its
-// code's expiry, a window's end), so the sweeper finds it then.
-func expiryKey(phone string, rec verify.Record) []byte {
-	next := rec.NextChange()
-	if next.IsZero() {
-		return nil
-	}
-	k := make([]byte, 8, 8+len(phone))
-	binary.BigEndian.PutUint64(k, uint64(next.UnixNano()))
-	return append(k, phone...)
-}
-
 // Get implements verify.Store. A stored record that does not decode reads
 // as a zero record, as in Update, and is reported once.
 func (s *Store) Get(_ context.Context, phone string) (verify.Record, error) {
@@ -356,7 +421,7 @@ func (s *Store) Get(_ context.Context, phone string) (verify.Record, error) {
 	unreadable := false
 	err := s.view(func(tx *bolt.Tx) error {
 		var err error
-		rec, err = decode(tx.Bucket(bucketNumbers).Get([]byte(phone)))
+		rec, err = decode(tx.Bucket(bucketNumbers).Get(s.keys.key(phone)))
 		if err != nil {
 			unreadable, rec = true, verify.Record{}
 		}
@@ -372,8 +437,9 @@ func (s *Store) Get(_ context.Context, phone string) (verify.Record, error) {
 }
 
 // Expired implements verify.Store. An index entry that no longer matches
-// its record (the record is gone or unreadable) is removed instead of
-// listed, so it cannot take a place in every sweep.
+// its record (the record is gone or unreadable), or whose number does not
+// open, is removed instead of listed, so it cannot take a place in every
+// sweep.
 func (s *Store) Expired(_ context.Context, now time.Time, max int) ([]string, error) {
 	var phones []string
 	var stale [][]byte
@@ -381,35 +447,36 @@ func (s *Store) Expired(_ context.Context, now time.Time, max int) ([]string, er
 	err := s.view(func(tx *bolt.Tx) error {
 		numbers := tx.Bucket(bucketNumbers)
 		c := tx.Bucket(bucketExpiry).Cursor()
-		for k, _ := c.First(); k != nil && len(phones) < max; k, _ = c.Next() {
+		for k, v := c.First(); k != nil && len(phones) < max; k, v = c.Next() {
 			if len(k) < 8 || binary.BigEndian.Uint64(k) > limit {
 				break
 			}
-			if !indexed(numbers, k) {
+			phone, err := s.keys.box.Open(v)
+			if err != nil || !indexed(numbers, k) {
 				stale = append(stale, bytes.Clone(k))
 				continue
 			}
-			phones = append(phones, string(k[8:]))
+			phones = append(phones, string(phone))
 		}
 		return nil
 	})
 	if err == nil && len(stale) > 0 {
-		err = s.update(func(tx *bolt.Tx) error { return dropStale(tx, stale) })
+		err = s.update(func(tx *bolt.Tx) error { return s.dropStale(tx, stale) })
 	}
 	return phones, err
 }
 
 // indexed reports whether index key k is the one its record has now.
 func indexed(numbers *bolt.Bucket, k []byte) bool {
-	phone := string(k[8:])
-	rec, err := decode(numbers.Get([]byte(phone)))
-	return err == nil && bytes.Equal(expiryKey(phone, rec), k)
+	rec, err := decode(numbers.Get(k[8:]))
+	return err == nil && bytes.Equal(expiryKey(k[8:], rec), k)
 }
 
-func dropStale(tx *bolt.Tx, stale [][]byte) error {
+func (s *Store) dropStale(tx *bolt.Tx, stale [][]byte) error {
 	numbers, expiry := tx.Bucket(bucketNumbers), tx.Bucket(bucketExpiry)
 	for _, k := range stale {
-		if !indexed(numbers, k) { // checked again: a write may have come between
+		_, err := s.keys.box.Open(expiry.Get(k))
+		if err != nil || !indexed(numbers, k) { // checked again: a write may have come between
 			if err := expiry.Delete(k); err != nil {
 				return err
 			}
@@ -451,6 +518,11 @@ func (s *Store) ForgetSpent(now time.Time) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// SetSecret replaces the named secret (a rotation).
+func (s *Store) SetSecret(name string, v []byte) error {
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put([]byte("secret:"+name), v) })
 }
 
 // Secret returns the named secret, generating and storing it with

@@ -87,9 +87,14 @@ func putRaw(t *testing.T, path string, raw map[string][]byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	secret, err := numbersSecret(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := newNumberKeys(secret)
 	err = b.Update(func(tx *bolt.Tx) error {
 		for k, v := range raw {
-			if err := tx.Bucket(bucketNumbers).Put([]byte(k), v); err != nil {
+			if err := tx.Bucket(bucketNumbers).Put(keys.key(k), v); err != nil {
 				return err
 			}
 		}
@@ -264,7 +269,7 @@ func TestUnreadableRecordReadsAsNewAndIsLoggedOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			s.bolt.View(func(tx *bolt.Tx) error {
-				if v := tx.Bucket(bucketNumbers).Get([]byte(bad)); v != nil {
+				if v := tx.Bucket(bucketNumbers).Get(s.keys.key(bad)); v != nil {
 					t.Errorf("unreadable record %q kept after an empty write", v)
 				}
 				return nil

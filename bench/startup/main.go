@@ -7,6 +7,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"flag"
 	"fmt"
 	"net/http"
@@ -45,7 +46,15 @@ func main() {
 // fillDB writes n verified numbers through the store itself, many writers
 // at once so its group commit packs them.
 func fillDB(path string, n int) error {
-	store, err := db.Open(path)
+	// Keyed as the server keys numbers without VERIFIER_SECRET: by the token
+	// key kept in the file.
+	store, err := db.Open(path, db.WithNumberSecret(func(s *db.Store) ([]byte, error) {
+		return s.Secret("token-key", func() ([]byte, error) {
+			b := make([]byte, 32)
+			_, err := rand.Read(b)
+			return b, err
+		})
+	}))
 	if err != nil {
 		return err
 	}
