@@ -25,6 +25,7 @@ type config struct {
 	rules  rulesConfig
 	embed  embedConfig
 	twilio twilioConfig
+	admin  adminConfig
 }
 
 type section interface {
@@ -34,7 +35,7 @@ type section interface {
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	cfg := config{rules: rulesConfig{Config: verify.DefaultConfig()}}
-	sections := []section{&cfg.listen, &cfg.rules, &cfg.embed, &cfg.twilio}
+	sections := []section{&cfg.listen, &cfg.rules, &cfg.embed, &cfg.twilio, &cfg.admin}
 	fs := flag.NewFlagSet("verifier", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	for _, s := range sections {
@@ -141,7 +142,8 @@ func isLoopback(addr string) bool {
 type rulesConfig struct {
 	verify.Config
 	countries, testNumbers string
-	wrongCodes             int // -1: -max-attempts x -max-sms-per-number
+	wrongCodes             int           // -1: -max-attempts x -max-sms-per-number
+	retention              time.Duration // forget numbers verified longer ago; 0: keep them
 }
 
 func (c *rulesConfig) flags(fs *flag.FlagSet) {
@@ -161,11 +163,15 @@ func (c *rulesConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&lim.PerConnection.N, "max-sms-per-connection", lim.PerConnection.N, "texts per hour requested on one connection (0: no cap)")
 	fs.DurationVar(&c.FallbackAfter, "fallback-after", 30*time.Second, "offer a call when a text has no delivery report this long after sending (needs -public-url and Twilio, for status callbacks; 0: never)")
 	fs.IntVar(&c.wrongCodes, "max-wrong-codes-per-number", -1, "wrong codes per hour for one number, across all its codes; past it no code works until the hour ends (default -max-attempts x -max-sms-per-number; 0: no cap)")
+	fs.DurationVar(&c.retention, "forget-verified-after", 0, "erase numbers verified longer ago than this, e.g. 8760h for a year (0: keep them)")
 	fs.IntVar(&lim.LookupsPerClient.N, "max-lookups-per-ip", lim.LookupsPerClient.N, "answers read from state without sending (already verified, already requested, resume) per hour for one client address (0: no cap)")
 }
 
 func (c *rulesConfig) check(func(string) string) error {
 	c.DefaultRegion = strings.ToUpper(c.DefaultRegion)
+	if c.retention < 0 {
+		return fmt.Errorf("-forget-verified-after %v: must not be negative", c.retention)
+	}
 	if c.Limits.WrongPerNumber.N = c.wrongCodes; c.wrongCodes < 0 {
 		c.Limits.WrongPerNumber.N = c.MaxAttempts * c.Limits.PerNumber.N
 	}
@@ -360,4 +366,23 @@ func (c *twilioConfig) link(embed embedConfig, codeTTL time.Duration) {
 	if embed.public != nil {
 		c.sms.StatusCallback = strings.TrimRight(embed.publicURL, "/") + statusPath
 	}
+}
+
+// adminConfig is the operator's listener: the live admin page, its
+// WebSocket and the live backup.
+type adminConfig struct {
+	addr string // "" for none
+	key  string // VERIFIER_ADMIN_KEY: needed off loopback, and then asked for
+}
+
+func (c *adminConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.addr, "admin-addr", "", "serve the admin page, its live stats and GET /admin/backup here (loopback, e.g. 127.0.0.1:3001; another address needs VERIFIER_ADMIN_KEY)")
+}
+
+func (c *adminConfig) check(getenv func(string) string) error {
+	c.key = getenv("VERIFIER_ADMIN_KEY")
+	if c.addr != "" && !isLoopback(c.addr) && len(c.key) < 16 {
+		return fmt.Errorf("admin address %q: off loopback it needs VERIFIER_ADMIN_KEY (16 characters or more)", c.addr)
+	}
+	return nil
 }

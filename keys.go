@@ -63,24 +63,17 @@ func storedAPIKey(store *db.Store) (key string, created bool, err error) {
 	return string(api), created, nil
 }
 
-// printAPIKey is `verifier api-key`: it prints the key hosts send to
-// /api/siteverify, on purpose. The database must not be open in a running
-// server (bbolt locks the file).
-func printAPIKey(dbPath string, getenv func(string) string, stdout io.Writer) error {
-	if key := getenv("VERIFIER_API_KEY"); key != "" {
-		fmt.Fprintln(stdout, key)
-		return nil
-	}
-	store, err := db.Open(dbPath)
+// rotateAPIKey replaces the API key kept in the database with a new one.
+func rotateAPIKey(store *db.Store) (string, error) {
+	b, err := randomBytes(24)
 	if err != nil {
-		return fmt.Errorf("%w (is the server running on this file? stop it first)", err)
+		return "", err
 	}
-	defer store.Close()
-	key, _, err := storedAPIKey(store)
-	if err == nil {
-		fmt.Fprintln(stdout, key)
+	key := hex.EncodeToString(b)
+	if err := store.SetSecret("api-key", []byte(key)); err != nil {
+		return "", fmt.Errorf("API key: %w", err)
 	}
-	return err
+	return key, nil
 }
 
 func tokenKey(store *db.Store, secret string) ([]byte, error) {

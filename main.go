@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -37,25 +36,31 @@ func main() {
 const shutdownBudget = 8 * time.Second
 
 // run starts the server and blocks until ctx ends, then shuts down. A
-// first argument names another command: `serve` (the default) or
-// `api-key`, which prints the siteverify key.
+// first argument names another command (see commands): `serve` is the
+// default.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	command := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		command, args = args[0], args[1:]
+	name, operand, flags := splitCommand(args)
+	cmd, ok := commands[name]
+	if !ok {
+		return fmt.Errorf("unknown command %q: want one of %s", name, commandNames())
 	}
-	cfg, err := parseConfig(args, getenv, stderr)
+	if operand == "" && cmd.operand != "" && !cmd.optional {
+		return fmt.Errorf("%s needs %s", name, cmd.operand)
+	}
+	if operand != "" && cmd.operand == "" {
+		return fmt.Errorf("unexpected arguments: %v", []string{operand})
+	}
+	cfg, err := parseConfig(flags, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	switch command {
-	case "serve":
-	case "api-key":
-		return printAPIKey(cfg.listen.dbPath, getenv, stdout)
-	default:
-		return fmt.Errorf("unknown command %q: want serve or api-key", command)
-	}
-	logs := newBufferedLog(stderr)
+	return cmd.run(ctx, invocation{cfg: cfg, operand: operand, getenv: getenv, stdout: stdout, stderr: stderr})
+}
+
+// serve runs the server.
+func serve(ctx context.Context, in invocation) error {
+	cfg := in.cfg
+	logs := newBufferedLog(in.stderr)
 	defer logs.Close()
 	log := newLogger(cfg.listen.logFormat, logs)
 	tuneRuntime(cfg.listen)
@@ -63,16 +68,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cfg.listen.conns.Max = connectionCap(files)
 		log.Info("connection cap", "event", "start", "reason", "max_connections", "max", cfg.listen.conns.Max, "open_files", files)
 	}
-	store, err := db.Open(cfg.listen.dbPath, db.WithLogger(log))
+	store, err := openStore(cfg.listen.dbPath, in.getenv, log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	a, err := assemble(cfg, store, getenv, stdout, log)
+	a, err := assemble(cfg, store, in.getenv, in.stdout, log)
 	if err != nil {
 		return err
 	}
-	return a.serve(ctx, cfg.listen)
+	return a.serve(ctx, cfg)
+}
+
+// openStore opens the database with its numbers keyed by the server
+// secret: every command that opens the file must, or it would read every
+// number as new (the store refuses a file keyed by another secret).
+func openStore(path string, getenv func(string) string, log *slog.Logger) (*db.Store, error) {
+	return db.Open(path, db.WithLogger(log), db.WithNumberSecret(func(s *db.Store) ([]byte, error) {
+		return tokenKey(s, getenv("VERIFIER_SECRET"))
+	}))
 }
 
 // app is the assembled server.
@@ -89,7 +103,8 @@ type app struct {
 // serve listens until ctx ends, then stops in order: no new connections,
 // every socket closed with 1001, the background tasks finished; the
 // database is closed by the caller after that.
-func (a *app) serve(ctx context.Context, cfg listenConfig) error {
+func (a *app) serve(ctx context.Context, all config) error {
+	cfg := all.listen
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
@@ -97,14 +112,14 @@ func (a *app) serve(ctx context.Context, cfg listenConfig) error {
 	srv := &http.Server{Handler: a.handler,
 		ReadHeaderTimeout: cfg.conns.HandshakeTimeout, // a slow-headers client holds no socket for long
 		IdleTimeout:       2 * time.Minute}
-	stopSide, err := a.serveSide(cfg)
+	stopSide, err := a.serveSide(all)
 	if err != nil {
 		return err
 	}
 	defer stopSide()
 	fmt.Fprintf(a.out, "verifier listening on http://%s\n", listenURLHost(ln.Addr()))
 
-	background, stopBackground := a.startBackground(ctx)
+	background, stopBackground := a.startBackground(ctx, all.rules.retention)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
@@ -121,9 +136,10 @@ func (a *app) serve(ctx context.Context, cfg listenConfig) error {
 	return err
 }
 
-// startBackground runs the expiry sweeper and the spent-token janitor
-// until stop is called.
-func (a *app) startBackground(ctx context.Context) (*sync.WaitGroup, context.CancelFunc) {
+// startBackground runs the expiry sweeper, the spent-token janitor and,
+// with a retention period, the forgetting of old verified numbers, until
+// stop is called.
+func (a *app) startBackground(ctx context.Context, retention time.Duration) (*sync.WaitGroup, context.CancelFunc) {
 	ctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -132,7 +148,26 @@ func (a *app) startBackground(ctx context.Context) (*sync.WaitGroup, context.Can
 	wg.Go(func() {
 		a.every(ctx, time.Minute, "forget_spent_tokens", func(now time.Time) error { _, err := a.store.ForgetSpent(now); return err })
 	})
+	if retention > 0 {
+		wg.Go(func() { a.every(ctx, retentionSweep(retention), "retention", a.forgetVerifiedBefore(retention)) })
+	}
 	return &wg, stop
+}
+
+// retentionSweep is how often old verified numbers are looked for: a tenth
+// of the period, from a second to an hour.
+func retentionSweep(period time.Duration) time.Duration {
+	return min(max(period/10, time.Second), time.Hour)
+}
+
+func (a *app) forgetVerifiedBefore(period time.Duration) func(now time.Time) error {
+	return func(now time.Time) error {
+		n, err := a.store.ForgetVerifiedBefore(now.Add(-period))
+		if n > 0 {
+			a.log.Info("retention", "event", "retention", "reason", "forgot_verified", "numbers", n)
+		}
+		return err
+	}
 }
 
 // every runs task each interval until ctx ends, logging its failures.

@@ -283,9 +283,16 @@ func (s countedSender) Send(ctx context.Context, t channel.Text) error {
 	return err
 }
 
-// serveSide starts the side listeners: pprof (loopback only) and /metrics
-// when -metrics-addr moves it off the public listener.
-func (a *app) serveSide(cfg listenConfig) (stop func(), err error) {
+// adminHandler is the admin listener's routes.
+func (a *app) adminHandler(cfg adminConfig) http.Handler {
+	admin := &server.Admin{Key: cfg.key, Backup: a.store.Backup, Log: a.log}
+	return admin.Handler()
+}
+
+// serveSide starts the side listeners: pprof (loopback only), /metrics
+// when -metrics-addr moves it off the public listener, and the admin one.
+func (a *app) serveSide(all config) (stop func(), err error) {
+	cfg := all.listen
 	var servers []*http.Server
 	stop = func() {
 		for _, srv := range servers {
@@ -305,6 +312,9 @@ func (a *app) serveSide(cfg listenConfig) (stop func(), err error) {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", a.metrics)
 		servers = append(servers, &http.Server{Addr: cfg.metricsAddr, Handler: mux})
+	}
+	if all.admin.addr != "" {
+		servers = append(servers, &http.Server{Addr: all.admin.addr, Handler: a.adminHandler(all.admin)})
 	}
 	for _, srv := range servers {
 		srv.ReadHeaderTimeout = 10 * time.Second

@@ -25,6 +25,14 @@ type parsedPhone struct {
 	e164, country string
 }
 
+// NormalizePhone returns the E.164 form of a number written any common
+// way, numbers without + read in defaultRegion; for tools (erasing a
+// number), since the Service caches its parses.
+func NormalizePhone(input, defaultRegion string) (string, error) {
+	n, err := parsePhone(input, defaultRegion)
+	return n.e164, err
+}
+
 func parsePhone(input, defaultRegion string) (parsedPhone, error) {
 	input = strings.TrimSpace(input)
 	if input == "" || len(input) > maxPhoneInput {

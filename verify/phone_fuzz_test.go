@@ -5,12 +5,6 @@ import (
 	"testing"
 )
 
-// NormalizePhone is parsePhone's E.164, for the tests of the parser alone.
-func NormalizePhone(input, defaultRegion string) (string, error) {
-	n, err := parsePhone(input, defaultRegion)
-	return n.e164, err
-}
-
 // FuzzNormalizePhone: whatever a browser sends, the wrapper answers
 // without panicking, and what it accepts is E.164 that normalises to itself.
 func FuzzNormalizePhone(f *testing.F) {
