@@ -17,8 +17,10 @@ import (
 	"syscall"
 	"time"
 
+	"verifier/assets"
 	"verifier/db"
 	"verifier/hub"
+	"verifier/stats"
 	"verifier/verify"
 )
 
@@ -94,6 +96,8 @@ type app struct {
 	log     *slog.Logger
 	out     io.Writer // standard output: the listening line
 	metrics http.Handler
+	board   *stats.Board
+	bundle  *assets.Bundle
 	store   *db.Store
 	hub     *hub.Hub
 	svc     *verify.Service

@@ -21,6 +21,7 @@ import (
 	"verifier/seal"
 	"verifier/server"
 	"verifier/sms"
+	"verifier/stats"
 	"verifier/token"
 	"verifier/verify"
 )
@@ -42,6 +43,7 @@ func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io
 		return nil, err
 	}
 	meter, clients := metrics.New(), clientip.New(cfg.listen.trusted)
+	watch := watchers{meter: meter, board: stats.New(stats.Caps{PerMinute: cfg.rules.Limits.PerMinute, PerHour: cfg.rules.Limits.PerHour}, nil)}
 	wsHub := hub.New(hub.Config{AllowedOrigins: cfg.embed.allowedOrigins(), Limits: cfg.listen.conns, ClientAddr: clients.Of}, log)
 	meter.WatchConnections(wsHub.Open)
 	pub := server.Publisher{Hub: wsHub, Texts: texts}
@@ -53,7 +55,7 @@ func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io
 	if err != nil {
 		return nil, err
 	}
-	channels, err := newChannels(carrier, engine, bundle, cfg, meter)
+	channels, err := newChannels(carrier, engine, bundle, cfg, watch)
 	if err != nil {
 		return nil, err
 	}
@@ -67,18 +69,18 @@ func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io
 	}
 	svc, err := verify.NewService(cfg.rules.Config, verify.Deps{
 		Store: timedStore{store, meter}, Channels: channels,
-		Pub: pub, Tokens: tokens, Observe: meter, Log: log,
-		Confirm: newConfirmer(cfg.twilio.confirm, countedSender{carrier, meter}, bundle),
+		Pub: pub, Tokens: tokens, Observe: watch, Log: log,
+		Confirm: newConfirmer(cfg.twilio.confirm, countedSender{carrier: carrier, watch: watch}, bundle),
 		Engine:  engineOrNil(engine), Links: sealed.links, Secrets: sealed.secrets,
 	})
 	if err != nil {
 		return nil, err
 	}
-	a := &app{log: log, out: stdout, store: store, hub: wsHub, svc: svc, metrics: meter.Handler()}
+	a := &app{log: log, out: stdout, store: store, hub: wsHub, svc: svc, metrics: meter.Handler(), board: watch.board, bundle: bundle}
 	a.handler = server.NewHandler(server.Deps{
 		Hub:           wsHub.Endpoint(&server.Frontend{Rules: svc, Texts: texts, Log: log, HostOrigins: cfg.embed.hostOrigins, Count: meter}),
 		OriginAllowed: wsHub.OriginAllowed, Assets: bundle, Health: store.Ping, Log: log,
-		Status:     newDeliveryStatus(cfg.twilio, svc, meter, clients, log),
+		Status:     newDeliveryStatus(cfg.twilio, reportsOnBoard{svc, watch.board}, meter, clients, log),
 		Metrics:    a.publicMetrics(cfg.listen),
 		SiteVerify: newSiteVerify(tokens, keys.api, clients, log), Demo: dev || cfg.embed.demo,
 		Tap:     newTapPage(sealed, svc, texts, bundle, cfg.embed, clients, log),
@@ -183,8 +185,8 @@ func newCarrier(cfg twilioConfig, inbox sms.Inbox, stdout io.Writer, log *slog.L
 // WhatsApp where a sender is configured (with Twilio Verify, its own
 // channels), and "text us the code" where asked for. Every channel that
 // sends counts against every limit and the cost cap alike.
-func newChannels(c carrier, engine *sms.Verify, bundle *assets.Bundle, cfg config, meter *metrics.Metrics) (verify.Channels, error) {
-	channels, err := sendingChannels(c, engine, bundle, cfg, meter)
+func newChannels(c carrier, engine *sms.Verify, bundle *assets.Bundle, cfg config, watch watchers) (verify.Channels, error) {
+	channels, err := sendingChannels(c, engine, bundle, cfg, watch)
 	if err == nil && cfg.receivesTexts() {
 		channels[verify.InboundChannel] = channel.NewInbound(cfg.twilio.sms.From)
 	}
@@ -192,11 +194,11 @@ func newChannels(c carrier, engine *sms.Verify, bundle *assets.Bundle, cfg confi
 }
 
 // sendingChannels are the ones that bring a code to the person.
-func sendingChannels(c carrier, engine *sms.Verify, bundle *assets.Bundle, cfg config, meter *metrics.Metrics) (verify.Channels, error) {
+func sendingChannels(c carrier, engine *sms.Verify, bundle *assets.Bundle, cfg config, watch watchers) (verify.Channels, error) {
 	if engine != nil {
 		return verifyChannels(engine, cfg.twilio), nil
 	}
-	counted := countedSender{c, meter}
+	counted := countedSender{carrier: c, watch: watch, codes: true}
 	texter, err := channel.NewSMS(counted, bundle.SMSTemplates(), cfg.embed.webOTPHost())
 	if err != nil {
 		return nil, err
@@ -208,7 +210,7 @@ func sendingChannels(c carrier, engine *sms.Verify, bundle *assets.Bundle, cfg c
 	}
 	channels := verify.Channels{"sms": texter}
 	if cfg.twilio.placesCalls() {
-		if channels["call"], err = channel.NewCall(c, bundle.CallTemplates()); err != nil {
+		if channels["call"], err = channel.NewCall(counted, bundle.CallTemplates()); err != nil {
 			return nil, err
 		}
 	}
@@ -271,23 +273,47 @@ func (s timedStore) Update(ctx context.Context, phone string, fn func(*verify.Re
 	return err
 }
 
-// countedSender counts texts by the provider's answer.
+// countedSender counts texts by the provider's answer, and, when they
+// carry codes, texts and calls on the admin board.
 type countedSender struct {
-	channel.Sender
-	meter *metrics.Metrics
+	carrier
+	watch watchers
+	codes bool // not a confirmation text
 }
 
 func (s countedSender) Send(ctx context.Context, t channel.Text) error {
-	err := s.Sender.Send(ctx, t)
-	s.meter.SMS(sms.ErrorCode(err))
+	err := s.carrier.Send(ctx, t)
+	s.watch.meter.SMS(sms.ErrorCode(err))
+	if s.codes {
+		s.watch.sent(strings.TrimPrefix(t.To, "whatsapp:"), err)
+	}
+	return err
+}
+
+func (s countedSender) Call(ctx context.Context, v channel.Voice) error {
+	err := s.carrier.Call(ctx, v)
+	s.watch.sent(v.To, err)
 	return err
 }
 
 // adminHandler is the admin listener's routes.
 func (a *app) adminHandler(cfg adminConfig) http.Handler {
-	admin := &server.Admin{Key: cfg.key, Backup: a.store.Backup, Log: a.log}
+	admin := &server.Admin{Key: cfg.key, Backup: a.store.Backup, Snapshot: a.snapshot, Assets: a.bundle, Log: a.log}
 	return admin.Handler()
 }
+
+// snapshot is the admin page's numbers: the board's, and the keys the
+// limits hold now.
+func (a *app) snapshot() any {
+	s := a.board.Snapshot()
+	for _, hit := range a.svc.Limited(maxLimitedShown) {
+		s.Limited = append(s.Limited, stats.Limited{Limit: hit.Limit, Key: hit.Key, Until: hit.Until.UTC()})
+	}
+	return s
+}
+
+// maxLimitedShown bounds the limited keys the admin page lists.
+const maxLimitedShown = 50
 
 // serveSide starts the side listeners: pprof (loopback only), /metrics
 // when -metrics-addr moves it off the public listener, and the admin one.

@@ -26,6 +26,8 @@ type Bundle struct {
 	Demo    []byte // a host page with the widget (/demo/embed)
 	DemoCSS []byte
 	Tap     []byte // the page a tap-to-verify link opens: an html/template
+	// The operator's live page, on the admin listener.
+	Admin, AdminJS, AdminCSS []byte
 	// Languages maps a language ("en") to its strings; add a language by
 	// adding i18n/<code>.json.
 	Languages map[string]map[string]string
@@ -93,6 +95,9 @@ func Load(opts Options) (*Bundle, error) {
 		Demo:      read("static/demo.html"),
 		DemoCSS:   read("static/demo.css"),
 		Tap:       read("static/tap.html"),
+		Admin:     read("static/admin.html"),
+		AdminJS:   read("static/admin.js"),
+		AdminCSS:  read("static/admin.css"),
 		Languages: langs,
 	}, nil
 }

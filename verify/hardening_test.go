@@ -267,3 +267,18 @@ func TestAProvidersErrorQuotingTheNumberIsLoggedMasked(t *testing.T) {
 type failingConfirmer struct{ err error }
 
 func (f failingConfirmer) Confirm(context.Context, string, string) error { return f.err }
+
+func TestLimitedListsTheKeysHeldFull(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Limits.PerClient = Rate{N: 1, Per: time.Hour}
+		c.Limits.PerPrefix = Rate{N: 5, Per: time.Hour}
+	})
+	h.register(t, alice)
+	hits := h.svc.Limited(10)
+	if len(hits) != 1 || hits[0].Limit != "client" || hits[0].Key != alice.ClientAddr || !hits[0].Until.After(h.clock.Now()) {
+		t.Fatalf("Limited = %+v, want alice's address", hits)
+	}
+	if got := CountryOf("+442071838750"); got != "GB" {
+		t.Fatalf("CountryOf = %q", got)
+	}
+}

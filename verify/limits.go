@@ -197,3 +197,27 @@ func (l *Limiter) forgetOld(now time.Time) {
 		}
 	}
 }
+
+// Hit is a key a limit holds full now.
+type Hit struct {
+	Limit, Key string
+	Until      time.Time
+}
+
+// Full lists up to max keys that some limit holds full at now.
+func (l *Limiter) Full(now time.Time, max int) []Hit {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var hits []Hit
+	for i, lim := range l.limits {
+		for key := range l.windows[i] {
+			if len(hits) == max {
+				return hits
+			}
+			if wait := l.wait(i, key, now); wait > 0 {
+				hits = append(hits, Hit{Limit: lim.Name, Key: key, Until: now.Add(wait)})
+			}
+		}
+	}
+	return hits
+}

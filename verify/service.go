@@ -295,6 +295,32 @@ func (s *Service) Wait() {
 	s.after.Wait()
 }
 
+// Limited lists up to max keys a limit holds full now, for the operator:
+// client addresses, connections, number ranges (shown as +1415555xxx),
+// and "everyone" when a cost cap is reached.
+func (s *Service) Limited(max int) []Hit {
+	now := s.now()
+	hits := append(s.limits.Full(now, max), s.lookups.Full(now, max)...)
+	for i := range hits {
+		switch h := &hits[i]; {
+		case h.Key == "":
+			h.Key = "everyone"
+		case h.Limit == "prefix":
+			h.Key += strings.Repeat("x", PrefixOmits)
+		}
+	}
+	return hits[:min(len(hits), max)]
+}
+
+// CountryOf is the ISO 3166 region of an E.164 number, "" if it has none.
+func CountryOf(phone string) string {
+	n, err := parsePhone(phone, "")
+	if err != nil {
+		return ""
+	}
+	return n.country
+}
+
 // MaskPhone hides the middle digits of a number for logs.
 func MaskPhone(phone string) string {
 	if len(phone) < 8 {
