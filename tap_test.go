@@ -63,7 +63,18 @@ func (p *phoneBrowser) get(path string) (int, string, string) {
 
 func (p *phoneBrowser) post(path string, form url.Values) (int, string) {
 	p.t.Helper()
-	resp, err := p.client.PostForm(p.base+path, form)
+	return p.postWith(path, form, nil)
+}
+
+// postWith posts the form with extra headers, as a browser would add them.
+func (p *phoneBrowser) postWith(path string, form url.Values, h http.Header) (int, string) {
+	p.t.Helper()
+	req, _ := http.NewRequest("POST", p.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	resp, err := p.client.Do(req)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -97,6 +108,11 @@ func TestATapVerifiesTheWaitingPageButOpeningTheLinkDoesNot(t *testing.T) {
 	}
 	if status, _ := newPhoneBrowser(t, ts.URL).post(link, url.Values{"proof": {proof}}); status != http.StatusForbidden {
 		t.Fatalf("POST with the proof but without its cookie: %d, want 403", status)
+	}
+	for _, h := range []http.Header{{"Origin": {"https://evil.example"}}, {"Origin": {"null"}, "Sec-Fetch-Site": {"cross-site"}}} {
+		if status, _ := phone1.postWith(link, url.Values{"proof": {proof}}, h); status != http.StatusForbidden {
+			t.Fatalf("POST from another site (%v): %d, want 403", h, status)
+		}
 	}
 	status, body = phone1.post(link, url.Values{"proof": {proof}})
 	if status != http.StatusOK || !strings.Contains(body, "verified") {

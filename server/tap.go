@@ -144,9 +144,17 @@ func (t *TapPage) proof(id, nonce string) string {
 }
 
 // proofHolds checks the form's proof against its cookie, and that the
-// post comes from this server's own page.
+// post comes from this server's own page. Under no-referrer a browser
+// sends "Origin: null" for the page's own form: then Sec-Fetch-Site, where
+// the browser sends it, must say same-origin.
 func (t *TapPage) proofHolds(r *http.Request, id string) bool {
-	if origin := r.Header.Get("Origin"); origin != "" {
+	switch origin := r.Header.Get("Origin"); origin {
+	case "":
+	case "null":
+		if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
+			return false
+		}
+	default:
 		if u, err := url.Parse(origin); err != nil || u.Host != r.Host {
 			return false
 		}

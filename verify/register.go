@@ -33,7 +33,9 @@ func (s *Service) Register(ctx context.Context, who Requester, reg Registration)
 	if err != nil {
 		return s.logged("register", Outcome{Kind: InvalidPhone}), nil
 	}
-	a := ask{who: who, phone: parsed.e164, channel: reg.Channel, reverify: reg.Reverify, now: s.now()}
+	// An app's code is for numbers verified before: asking for it is
+	// always a reverification.
+	a := ask{who: who, phone: parsed.e164, channel: reg.Channel, reverify: reg.Reverify || reg.Channel == AppChannel, now: s.now()}
 	if a.channel == "" {
 		a.channel = DefaultChannel
 	}
