@@ -26,6 +26,7 @@ type Bundle struct {
 	Demo    []byte // a host page with the widget (/demo/embed)
 	DemoCSS []byte
 	Tap     []byte // the page a tap-to-verify link opens: an html/template
+	Favicon []byte // SVG
 	// The operator's live page, on the admin listener.
 	Admin, AdminJS, AdminCSS []byte
 	// Languages maps a language ("en") to its strings; add a language by
@@ -95,6 +96,7 @@ func Load(opts Options) (*Bundle, error) {
 		Demo:      read("static/demo.html"),
 		DemoCSS:   read("static/demo.css"),
 		Tap:       read("static/tap.html"),
+		Favicon:   read("static/favicon.svg"),
 		Admin:     read("static/admin.html"),
 		AdminJS:   read("static/admin.js"),
 		AdminCSS:  read("static/admin.css"),

@@ -34,6 +34,7 @@ func (a *Admin) Handler() http.Handler {
 	mux.Handle("GET /admin", adminHeaders(static("text/html; charset=utf-8", a.Assets.Admin)))
 	mux.Handle("GET /admin/admin.js", adminHeaders(static("text/javascript; charset=utf-8", a.Assets.AdminJS)))
 	mux.Handle("GET /admin/admin.css", adminHeaders(static("text/css; charset=utf-8", a.Assets.AdminCSS)))
+	mux.Handle("GET /favicon.svg", iconHeaders(static("image/svg+xml", a.Assets.Favicon)))
 	mux.HandleFunc("GET /admin/stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, a.Snapshot()) })
 	mux.HandleFunc("GET /admin/ws", a.live)
 	return a.authorized(mux)

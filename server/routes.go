@@ -48,6 +48,9 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /app.js", pageHeaders(static("text/javascript; charset=utf-8", a.App)))
 	mux.Handle("GET /style.css", pageHeaders(static("text/css; charset=utf-8", a.CSS)))
 	mux.Handle("GET /widget.js", widgetHeaders(static("text/javascript; charset=utf-8", a.Widget)))
+	favicon := iconHeaders(static("image/svg+xml", a.Favicon))
+	mux.Handle("GET /favicon.svg", favicon)
+	mux.Handle("GET /favicon.ico", favicon) // browsers ask for it where a page names none (the widget's hosts name theirs)
 	mux.HandleFunc("GET /widget/config", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Access-Control-Allow-Origin", "*")
 		w.Header().Set("Vary", "Origin")
@@ -164,6 +167,15 @@ func pageHeaders(next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-cache")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// iconHeaders cache the icon for a day.
+func iconHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		next.ServeHTTP(w, r)
 	})
 }
