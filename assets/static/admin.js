@@ -245,10 +245,15 @@
   }
 
   if (typeof ResizeObserver === "function") {
-    let width = 0;
+    // Redraw when the width changes, in the next frame: drawing changes
+    // the box's height, which would re-enter the observer.
+    let width = 0, frame = 0;
     new ResizeObserver(() => {
-      const w = Math.round(box.clientWidth);
-      if (w !== width) { width = w; drawMinutes((last || emptySnapshot()).minutes); }
+      cancelAnimationFrame(frame);
+      frame = requestAnimationFrame(() => {
+        const w = Math.round(box.clientWidth);
+        if (w !== width) { width = w; drawMinutes((last || emptySnapshot()).minutes); }
+      });
     }).observe(box);
   }
 
