@@ -95,3 +95,24 @@ func TestTheAdminListenerAsksForItsKeyAndListsLimitedClients(t *testing.T) {
 		t.Fatalf("spend %+v", s.Spend)
 	}
 }
+
+func TestStoppingTheServerClosesTheAdminSocket(t *testing.T) {
+	ts, admin := startAdminServer(t, nil, nil)
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+admin+"/admin/ws", http.Header{"Origin": {"http://" + admin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	var s stats.Snapshot
+	ws.ReadJSON(&s)
+	ts.stop()
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			if websocket.IsCloseError(err, websocket.CloseGoingAway) {
+				return
+			}
+			t.Fatalf("the admin socket ended with %v, want close 1001", err)
+		}
+	}
+}

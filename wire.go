@@ -320,7 +320,11 @@ const maxLimitedShown = 50
 func (a *app) serveSide(all config) (stop func(), err error) {
 	cfg := all.listen
 	var servers []*http.Server
+	// Cancelled on stop, so that sockets the listeners upgraded (the admin
+	// page's), which Close leaves alone, end too.
+	base, cancel := context.WithCancel(context.Background())
 	stop = func() {
+		cancel()
 		for _, srv := range servers {
 			srv.Close()
 		}
@@ -344,6 +348,7 @@ func (a *app) serveSide(all config) (stop func(), err error) {
 	}
 	for _, srv := range servers {
 		srv.ReadHeaderTimeout = 10 * time.Second
+		srv.BaseContext = func(net.Listener) context.Context { return base }
 		ln, err := net.Listen("tcp", srv.Addr)
 		if err != nil {
 			stop()

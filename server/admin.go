@@ -93,6 +93,9 @@ func (a *Admin) live(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-gone:
 			return
+		case <-r.Context().Done(): // the listener is stopping
+			ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"), time.Now().Add(time.Second))
+			return
 		case <-tick.C:
 		}
 	}
@@ -100,11 +103,14 @@ func (a *Admin) live(w http.ResponseWriter, r *http.Request) {
 
 func (a *Admin) authorized(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The page's script and style hold no data, and the page cannot hand
+		// them its ?key=.
+		public := r.URL.Path == "/admin/admin.js" || r.URL.Path == "/admin/admin.css" || r.URL.Path == "/favicon.svg"
 		given, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if given == "" {
 			given = r.URL.Query().Get("key") // the admin page's WebSocket cannot set headers
 		}
-		if a.Key != "" && subtle.ConstantTimeCompare([]byte(given), []byte(a.Key)) != 1 {
+		if a.Key != "" && !public && subtle.ConstantTimeCompare([]byte(given), []byte(a.Key)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="verifier admin"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "admin key required"})
 			return
