@@ -159,11 +159,16 @@ func static(contentType string, body []byte) http.Handler {
 
 // pageHeaders keeps the page from loading anything foreign or being framed
 // by strangers.
-func pageHeaders(next http.Handler) http.Handler {
+func pageHeaders(next http.Handler) http.Handler { return ownPage("'self'", "'self'", next) }
+
+// ownPage lets a page load only from this server, be framed by frames and
+// post forms to forms ('none' or 'self'), and give away no referrer.
+func ownPage(frames, forms string, next http.Handler) http.Handler {
+	csp := "default-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors " + frames +
+		"; base-uri 'none'; form-action " + forms + "; object-src 'none'"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; "+
-			"frame-ancestors 'self'; base-uri 'none'; form-action 'self'; object-src 'none'")
+		h.Set("Content-Security-Policy", csp)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-cache")

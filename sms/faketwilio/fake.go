@@ -72,16 +72,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	base := "/2010-04-01/Accounts/" + s.AccountSID
-	if r.Method != http.MethodPost || r.URL.Path != base+"/Messages.json" && r.URL.Path != base+"/Calls.json" {
-		writeError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
-		return
-	}
-	if user, pass, ok := r.BasicAuth(); !ok || user != s.AccountSID || pass != s.AuthToken {
-		writeError(w, http.StatusUnauthorized, 20003, "Authenticate")
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		writeError(w, http.StatusBadRequest, 21100, "bad form")
+	if !s.accepted(w, r, r.Method == http.MethodPost && (r.URL.Path == base+"/Messages.json" || r.URL.Path == base+"/Calls.json")) {
 		return
 	}
 	m := Message{
@@ -122,6 +113,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"sid": sid, "account_sid": s.AccountSID, "to": m.To, "from": m.From,
 		"body": m.Body, "status": "queued",
 	})
+}
+
+// accepted answers a request Twilio would refuse, as Twilio would: an
+// unknown route (known false), bad credentials, a form that does not parse.
+func (s *Server) accepted(w http.ResponseWriter, r *http.Request, known bool) bool {
+	switch user, pass, ok := r.BasicAuth(); {
+	case !known:
+		writeError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
+	case !ok || user != s.AccountSID || pass != s.AuthToken:
+		writeError(w, http.StatusUnauthorized, 20003, "Authenticate")
+	case r.ParseForm() != nil:
+		writeError(w, http.StatusBadRequest, 21100, "bad form")
+	default:
+		return true
+	}
+	return false
 }
 
 // spoken is what a call's TwiML says the first time, its digits run

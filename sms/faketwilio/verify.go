@@ -51,16 +51,7 @@ var verifyTexts = map[string]string{
 // same 404 as any unknown path.
 func (s *Server) serveVerify(w http.ResponseWriter, r *http.Request) {
 	m := verifyPathRE.FindStringSubmatch(r.URL.Path)
-	if r.Method != http.MethodPost || m == nil {
-		writeError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
-		return
-	}
-	if user, pass, ok := r.BasicAuth(); !ok || user != s.AccountSID || pass != s.AuthToken {
-		writeError(w, http.StatusUnauthorized, 20003, "Authenticate")
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		writeError(w, http.StatusBadRequest, 21100, "bad form")
+	if !s.accepted(w, r, r.Method == http.MethodPost && m != nil) {
 		return
 	}
 	if m[2] == "Verifications" {
