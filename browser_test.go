@@ -52,6 +52,15 @@ func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Ac
 	}
 }
 
+// typeAndVerify types code in the code form, sends it, and waits for the
+// verified panel.
+func typeAndVerify(t *testing.T, ctx context.Context, what, code string) {
+	t.Helper()
+	step(t, ctx, what, chromedp.SendKeys(chromedp.ID("code"), code),
+		chromedp.Click(chromedp.ID("verify_button")),
+		chromedp.WaitVisible(chromedp.ID("verified_panel")))
+}
+
 func eval[T any](t *testing.T, ctx context.Context, js string) T {
 	t.Helper()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
@@ -107,10 +116,7 @@ func TestPageFullFlowWithoutReloadAndResumeAfterRestart(t *testing.T) {
 	}
 
 	code := ts.codeFor(t, phone)
-	step(t, ctx, "type the code",
-		chromedp.SendKeys(chromedp.ID("code"), code),
-		chromedp.Click(chromedp.ID("verify_button")),
-		chromedp.WaitVisible(chromedp.ID("verified_panel")))
+	typeAndVerify(t, ctx, "type the code", code)
 	screenshot(t, ctx, "page-3-verified")
 	if !eval[bool](t, ctx, `window.notReloaded === true`) {
 		t.Fatal("the page reloaded")

@@ -79,10 +79,7 @@ func TestPageOffersACallOnceTheResendWaitIsOverAndTheSpokenCodeVerifies(t *testi
 	if n := fakeTextsTo(ts, phone); n != texts {
 		t.Fatalf("the call also sent %d texts", n-texts)
 	}
-	step(t, ctx, "type the code from the call",
-		chromedp.SendKeys(chromedp.ID("code"), code),
-		chromedp.Click(chromedp.ID("verify_button")),
-		chromedp.WaitVisible(chromedp.ID("verified_panel")))
+	typeAndVerify(t, ctx, "type the code from the call", code)
 	if got := eval[string](t, ctx, `document.getElementById("update").textContent`); !strings.Contains(got, "verified") {
 		t.Fatalf("#update says %q", got)
 	}
@@ -155,10 +152,7 @@ func TestAFailedOrSilentTextOffersTheCallAtOnce(t *testing.T) {
 			call := waitForFakeCall(t, ts, phone)
 			step(t, ctx, "the instructions name the call", chromedp.Poll[chromedp.Void](
 				`document.getElementById("verify_instructions").textContent === "Enter the code the call said to +14155552671."`))
-			step(t, ctx, "type the spoken code",
-				chromedp.SendKeys(chromedp.ID("code"), faketwilio.Code(call.Body)),
-				chromedp.Click(chromedp.ID("verify_button")),
-				chromedp.WaitVisible(chromedp.ID("verified_panel")))
+			typeAndVerify(t, ctx, "type the spoken code", faketwilio.Code(call.Body))
 		})
 	}
 }

@@ -127,10 +127,7 @@ func TestPageOffersWhatsAppOnceTheResendWaitIsOverAndItsCodeVerifies(t *testing.
 	if code == "" {
 		t.Fatalf("no code in the WhatsApp message %q", msg.Body)
 	}
-	step(t, ctx, "type the code from WhatsApp",
-		chromedp.SendKeys(chromedp.ID("code"), code),
-		chromedp.Click(chromedp.ID("verify_button")),
-		chromedp.WaitVisible(chromedp.ID("verified_panel")))
+	typeAndVerify(t, ctx, "type the code from WhatsApp", code)
 	if got := eval[string](t, ctx, `document.getElementById("update").textContent`); !strings.Contains(got, "verified") {
 		t.Fatalf("#update says %q", got)
 	}
@@ -200,10 +197,7 @@ func TestPageOffersWhatsAppAtOnceWhenTheTextGoesUnreported(t *testing.T) {
 	next := ts.Twilio.Next("whatsapp:" + phone)
 	step(t, ctx, "take WhatsApp", chromedp.Click(chromedp.ID("whatsapp_button")))
 	msg := waitForWhatsApp(t, ts, next)
-	step(t, ctx, "type the code from WhatsApp",
-		chromedp.SendKeys(chromedp.ID("code"), faketwilio.Code(msg.Body)),
-		chromedp.Click(chromedp.ID("verify_button")),
-		chromedp.WaitVisible(chromedp.ID("verified_panel")))
+	typeAndVerify(t, ctx, "type the code from WhatsApp", faketwilio.Code(msg.Body))
 }
 
 // TestPageOffersNoWhatsAppWithoutASender: with no TWILIO_WHATSAPP_FROM the
