@@ -8,6 +8,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"verifier/record"
 )
 
 // Backup writes a consistent copy of the whole file to w, from one read
@@ -28,13 +30,13 @@ func (s *Store) Backup(w io.Writer) (int64, error) {
 func (s *Store) Forget(phone string) (found bool, err error) {
 	err = s.update(func(tx *bolt.Tx) error {
 		numbers, expiry := tx.Bucket(bucketNumbers), tx.Bucket(bucketExpiry)
-		key := s.keys.key(phone)
+		key := s.keys.Key(phone)
 		v := numbers.Get(key)
 		if v == nil {
 			return nil
 		}
 		found = true
-		if rec, err := decode(v); err == nil {
+		if rec, err := record.Decode(v); err == nil {
 			if k := expiryKey(key, rec); k != nil {
 				if err := expiry.Delete(k); err != nil {
 					return err
@@ -79,7 +81,7 @@ func (s *Store) forgetBatch(cutoff time.Time, max int) (n int, more bool, err er
 		var old [][]byte
 		c := numbers.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			rec, err := decode(v)
+			rec, err := record.Decode(v)
 			if err != nil || !rec.Verified() || !rec.VerifiedAt.Before(cutoff) || !rec.NextChange().IsZero() {
 				continue
 			}
@@ -147,7 +149,7 @@ func count(b *bolt.Bucket, each func(k, v []byte)) {
 
 func (r *Report) add(v []byte) {
 	r.Numbers++
-	rec, err := decode(v)
+	rec, err := record.Decode(v)
 	if err != nil {
 		r.Unreadable++
 		return

@@ -16,6 +16,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"verifier/record"
 	"verifier/verify"
 )
 
@@ -381,8 +382,8 @@ func (s *Store) commit(batch []*write) {
 // must not fail the other writes of the transaction.
 func (s *Store) apply(tx *bolt.Tx, phone string, fn func(*verify.Record) error) (unreadable bool, err error) {
 	numbers, expiry := tx.Bucket(bucketNumbers), tx.Bucket(bucketExpiry)
-	key := s.keys.key(phone)
-	rec, err := decode(numbers.Get(key))
+	key := s.keys.Key(phone)
+	rec, err := record.Decode(numbers.Get(key))
 	if err != nil {
 		unreadable, rec = true, verify.Record{}
 	}
@@ -407,7 +408,7 @@ func (s *Store) apply(tx *bolt.Tx, phone string, fn func(*verify.Record) error) 
 			return unreadable, err
 		}
 	}
-	v, err := encode(rec)
+	v, err := record.Encode(rec)
 	if err != nil {
 		return unreadable, err
 	}
@@ -421,7 +422,7 @@ func (s *Store) Get(_ context.Context, phone string) (verify.Record, error) {
 	unreadable := false
 	err := s.view(func(tx *bolt.Tx) error {
 		var err error
-		rec, err = decode(tx.Bucket(bucketNumbers).Get(s.keys.key(phone)))
+		rec, err = record.Decode(tx.Bucket(bucketNumbers).Get(s.keys.Key(phone)))
 		if err != nil {
 			unreadable, rec = true, verify.Record{}
 		}
@@ -451,7 +452,7 @@ func (s *Store) Expired(_ context.Context, now time.Time, max int) ([]string, er
 			if len(k) < 8 || binary.BigEndian.Uint64(k) > limit {
 				break
 			}
-			phone, err := s.keys.box.Open(v)
+			phone, err := s.keys.Open(v)
 			if err != nil || !indexed(numbers, k) {
 				stale = append(stale, bytes.Clone(k))
 				continue
@@ -468,14 +469,14 @@ func (s *Store) Expired(_ context.Context, now time.Time, max int) ([]string, er
 
 // indexed reports whether index key k is the one its record has now.
 func indexed(numbers *bolt.Bucket, k []byte) bool {
-	rec, err := decode(numbers.Get(k[8:]))
+	rec, err := record.Decode(numbers.Get(k[8:]))
 	return err == nil && bytes.Equal(expiryKey(k[8:], rec), k)
 }
 
 func (s *Store) dropStale(tx *bolt.Tx, stale [][]byte) error {
 	numbers, expiry := tx.Bucket(bucketNumbers), tx.Bucket(bucketExpiry)
 	for _, k := range stale {
-		_, err := s.keys.box.Open(expiry.Get(k))
+		_, err := s.keys.Open(expiry.Get(k))
 		if err != nil || !indexed(numbers, k) { // checked again: a write may have come between
 			if err := expiry.Delete(k); err != nil {
 				return err

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"verifier/record"
 	"verifier/verify"
 )
 
@@ -192,15 +193,15 @@ func BenchmarkUpdate512(b *testing.B) { benchUpdate(b, 256) } // 512 goroutines
 func BenchmarkRecordCodec(b *testing.B) {
 	rec := verify.Record{Sends: verify.Window{Until: t0, Count: 1}, Pending: pendingAt(t0.Add(time.Minute))}
 	rec.Pending.Secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
-	v, _ := encode(rec)
+	v, _ := record.Encode(rec)
 	b.ReportAllocs()
 	for b.Loop() {
-		r, err := decode(v)
+		r, err := record.Decode(v)
 		if err != nil {
 			b.Fatal(err)
 		}
 		r.Pending.Attempts++
-		if v, err = encode(r); err != nil {
+		if v, err = record.Encode(r); err != nil {
 			b.Fatal(err)
 		}
 	}

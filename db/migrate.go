@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
+
+	"verifier/record"
 )
 
 // migrate moves the records of a file keyed by the numbers themselves
@@ -48,11 +50,11 @@ func moveRecord(numbers, expiry *bolt.Bucket, keys *numberKeys, phone string, v 
 	if err := numbers.Delete([]byte(phone)); err != nil {
 		return err
 	}
-	rec, err := decode(v)
+	rec, err := record.Decode(v)
 	if err != nil {
 		return nil
 	}
-	if err := numbers.Put(keys.key(phone), v); err != nil {
+	if err := numbers.Put(keys.Key(phone), v); err != nil {
 		return err
 	}
 	k, sealed, err := keys.expiryEntry(phone, rec)

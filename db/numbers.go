@@ -4,58 +4,38 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
 
-	"verifier/seal"
+	"verifier/record"
 	"verifier/verify"
 )
 
-// numberKeys keep phone numbers out of the file. Records are keyed by an
-// HMAC of the number under a key derived from the server secret; the
-// number itself is kept only sealed (AES-GCM), as the value of its expiry
-// index entry, while something about it is pending, since the sweeper must
-// name it to push the expiry.
-type numberKeys struct {
-	mac []byte
-	box *seal.Box
-}
-
-// recordKeySize is how much of the HMAC keys a record: 128 bits.
-const recordKeySize = 16
+// numberKeys keep phone numbers out of the file (record.Keys): the
+// expiry index's value is the number, sealed, since the sweeper must name
+// it to push the expiry.
+type numberKeys struct{ *record.Keys }
 
 func newNumberKeys(secret []byte) (*numberKeys, error) {
-	mac, err := seal.Key(secret, "phone number key")
+	k, err := record.NewKeys(secret)
 	if err != nil {
 		return nil, err
 	}
-	box, err := seal.New(secret, "phone number at rest")
-	if err != nil {
-		return nil, err
-	}
-	return &numberKeys{mac: mac, box: box}, nil
-}
-
-// key is the record key of phone.
-func (k *numberKeys) key(phone string) []byte {
-	m := hmac.New(sha256.New, k.mac)
-	m.Write([]byte(phone))
-	return m.Sum(nil)[:recordKeySize]
+	return &numberKeys{k}, nil
 }
 
 // expiryEntry indexes a record by when it next changes on its own (its
 // code's expiry, a window's end), so the sweeper finds it then: the key is
 // that time and the record's key, the value the number, sealed.
 func (k *numberKeys) expiryEntry(phone string, rec verify.Record) (key, value []byte, err error) {
-	key = expiryKey(k.key(phone), rec)
+	key = expiryKey(k.Key(phone), rec)
 	if key == nil {
 		return nil, nil, nil
 	}
-	value, err = k.box.Seal([]byte(phone))
+	value, err = k.Seal(phone)
 	return key, value, err
 }
 
@@ -79,7 +59,7 @@ var keyCheck = []byte("numbers-key-check")
 // number would read as new, and be stored twice. A file without the check
 // gets it.
 func (k *numberKeys) checkAgainst(b *bolt.DB) error {
-	mine := k.key("key check")
+	mine := k.Check()
 	return b.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		switch stored := meta.Get(keyCheck); {

@@ -74,8 +74,8 @@ func checkBadRecordLog(t *testing.T, sink *logSink, phone string) {
 // garbage is what a damaged or foreign record may look like.
 var garbage = map[string][]byte{
 	"unknown version": {99, '{', '}'},
-	"bad JSON":        {recordV1, '{', '"', 'p'},
-	"wrong JSON type": append([]byte{recordV1}, `{"pending":{"digits":"six"}}`...),
+	"bad JSON":        {1, '{', '"', 'p'}, // record version 1 is JSON
+	"wrong JSON type": append([]byte{1}, `{"pending":{"digits":"six"}}`...),
 	"empty":           {},
 }
 
@@ -94,7 +94,7 @@ func putRaw(t *testing.T, path string, raw map[string][]byte) {
 	keys, _ := newNumberKeys(secret)
 	err = b.Update(func(tx *bolt.Tx) error {
 		for k, v := range raw {
-			if err := tx.Bucket(bucketNumbers).Put(keys.key(k), v); err != nil {
+			if err := tx.Bucket(bucketNumbers).Put(keys.Key(k), v); err != nil {
 				return err
 			}
 		}
@@ -269,7 +269,7 @@ func TestUnreadableRecordReadsAsNewAndIsLoggedOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			s.bolt.View(func(tx *bolt.Tx) error {
-				if v := tx.Bucket(bucketNumbers).Get(s.keys.key(bad)); v != nil {
+				if v := tx.Bucket(bucketNumbers).Get(s.keys.Key(bad)); v != nil {
 					t.Errorf("unreadable record %q kept after an empty write", v)
 				}
 				return nil

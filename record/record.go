@@ -1,4 +1,7 @@
-package db
+// Package record is how a number's state is written down, the same for
+// every store: a versioned binary form (and JSON, read from files of the
+// first release), and the keys that keep numbers out of a store (Keys).
+package record
 
 import (
 	"encoding/binary"
@@ -41,8 +44,8 @@ const (
 	extraAppStep     // varint
 )
 
-// encode writes rec as version 2.
-func encode(rec verify.Record) ([]byte, error) {
+// Encode writes rec as version 2.
+func Encode(rec verify.Record) ([]byte, error) {
 	var flags byte
 	b := make([]byte, 2, 96)
 	if rec.Verified() {
@@ -120,8 +123,9 @@ func appendString(b []byte, s string) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
-// decode copies out of v, which dies with its transaction.
-func decode(v []byte) (verify.Record, error) {
+// Decode reads a record Encode (or the first release) wrote; it copies out
+// of v, which may die with its transaction. A nil v is a zero record.
+func Decode(v []byte) (verify.Record, error) {
 	switch {
 	case v == nil:
 		return verify.Record{}, nil

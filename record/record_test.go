@@ -1,4 +1,4 @@
-package db
+package record
 
 import (
 	"testing"
@@ -23,11 +23,11 @@ func TestRecordsRoundTripThroughVersion2(t *testing.T) {
 		"all": {VerifiedAt: at, Sends: verify.Window{Until: at, Count: 1}, Wrong: verify.Window{Until: at, Count: 1},
 			Pending: &verify.Pending{TestCode: "123456", Digits: 6, SentAt: at, ExpiresAt: at}},
 	} {
-		b, err := encode(rec)
+		b, err := Encode(rec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := decode(b)
+		got, err := Decode(b)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -35,11 +35,11 @@ func TestRecordsRoundTripThroughVersion2(t *testing.T) {
 			t.Fatalf("%s: %+v came back as %+v", name, rec, got)
 		}
 		for cut := 1; cut < len(b); cut++ { // every shorter record is refused, never misread
-			if _, err := decode(b[:cut]); err == nil && cut > 1 {
+			if _, err := Decode(b[:cut]); err == nil && cut > 1 {
 				t.Fatalf("%s cut to %d of %d bytes decoded", name, cut, len(b))
 			}
 		}
-		if _, err := decode(append(b, 0)); err == nil {
+		if _, err := Decode(append(b, 0)); err == nil {
 			t.Fatalf("%s: a trailing byte was accepted", name)
 		}
 	}
@@ -64,19 +64,19 @@ func same(a, b verify.Record) bool {
 }
 
 func FuzzDecodeRecord(f *testing.F) {
-	b, _ := encode(verify.Record{VerifiedAt: time.Now(), Pending: &verify.Pending{Secret: "X", Digits: 6}})
+	b, _ := Encode(verify.Record{VerifiedAt: time.Now(), Pending: &verify.Pending{Secret: "X", Digits: 6}})
 	f.Add(b)
 	f.Add([]byte{recordV1, '{', '}'})
 	f.Fuzz(func(t *testing.T, v []byte) {
-		rec, err := decode(v)
+		rec, err := Decode(v)
 		if err != nil {
 			return
 		}
-		again, err := encode(rec)
+		again, err := Encode(rec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if back, err := decode(again); err != nil || !same(back, rec) {
+		if back, err := Decode(again); err != nil || !same(back, rec) {
 			t.Fatalf("%+v does not survive a round trip: %+v, %v", rec, back, err)
 		}
 	})
