@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-
-	"verifier/db"
 )
 
 // keys are the server's two secrets: the key that signs proof tokens and
@@ -16,6 +14,12 @@ import (
 type keys struct {
 	tokens []byte
 	api    string
+}
+
+// secretKeeper keeps the server's secrets: the bbolt file, or Redis.
+type secretKeeper interface {
+	Secret(name string, generate func() ([]byte, error)) ([]byte, error)
+	SetSecret(name string, v []byte) error
 }
 
 // minSecretBytes is the least VERIFIER_SECRET may hold: a shorter secret
@@ -26,7 +30,7 @@ const minSecretBytes = 32
 // once and keeps it in the database, so restarts keep tokens valid and
 // hosts' configuration working. A generated API key is printed once, when
 // it is made; later starts say where it is kept.
-func loadKeys(store *db.Store, getenv func(string) string, stdout io.Writer, log *slog.Logger) (keys, error) {
+func loadKeys(store secretKeeper, getenv func(string) string, stdout io.Writer, log *slog.Logger) (keys, error) {
 	var k keys
 	var err error
 	if k.tokens, err = tokenKey(store, getenv("VERIFIER_SECRET")); err != nil {
@@ -51,7 +55,7 @@ func loadKeys(store *db.Store, getenv func(string) string, stdout io.Writer, log
 
 // storedAPIKey returns the API key kept in the database, making it first
 // if there is none.
-func storedAPIKey(store *db.Store) (key string, created bool, err error) {
+func storedAPIKey(store secretKeeper) (key string, created bool, err error) {
 	api, err := store.Secret("api-key", func() ([]byte, error) {
 		created = true
 		b, err := randomBytes(24)
@@ -64,7 +68,7 @@ func storedAPIKey(store *db.Store) (key string, created bool, err error) {
 }
 
 // rotateAPIKey replaces the API key kept in the database with a new one.
-func rotateAPIKey(store *db.Store) (string, error) {
+func rotateAPIKey(store secretKeeper) (string, error) {
 	b, err := randomBytes(24)
 	if err != nil {
 		return "", err
@@ -76,7 +80,7 @@ func rotateAPIKey(store *db.Store) (string, error) {
 	return key, nil
 }
 
-func tokenKey(store *db.Store, secret string) ([]byte, error) {
+func tokenKey(store secretKeeper, secret string) ([]byte, error) {
 	if secret == "" {
 		key, err := store.Secret("token-key", func() ([]byte, error) { return randomBytes(32) })
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 	"verifier/db"
 	"verifier/hub"
 	"verifier/stats"
+	"verifier/token"
 	"verifier/verify"
 )
 
@@ -82,6 +83,21 @@ func serve(ctx context.Context, in invocation) error {
 	return a.serve(ctx, cfg)
 }
 
+// stateStore is where the server keeps its state: the bbolt file, or
+// Redis for several servers.
+type stateStore interface {
+	verify.Store
+	token.SpentTokens
+	secretKeeper
+	Ping() error
+	Backup(w io.Writer) (int64, error)
+	ForgetSpent(now time.Time) (int, error)
+	ForgetVerifiedBefore(cutoff time.Time) (int, error)
+	Close() error
+}
+
+var _ stateStore = (*db.Store)(nil)
+
 // openStore opens the database with its numbers keyed by the server
 // secret: every command that opens the file must, or it would read every
 // number as new (the store refuses a file keyed by another secret).
@@ -98,7 +114,7 @@ type app struct {
 	metrics http.Handler
 	board   *stats.Board
 	bundle  *assets.Bundle
-	store   *db.Store
+	store   stateStore
 	hub     *hub.Hub
 	svc     *verify.Service
 	handler http.Handler

@@ -15,7 +15,6 @@ import (
 	"verifier/assets"
 	"verifier/channel"
 	"verifier/clientip"
-	"verifier/db"
 	"verifier/hub"
 	"verifier/metrics"
 	"verifier/seal"
@@ -27,7 +26,7 @@ import (
 )
 
 // assemble builds every part on top of the open store and wires them.
-func assemble(cfg config, store *db.Store, getenv func(string) string, stdout io.Writer, log *slog.Logger) (*app, error) {
+func assemble(cfg config, store stateStore, getenv func(string) string, stdout io.Writer, log *slog.Logger) (*app, error) {
 	dev := cfg.twilio.sms == nil
 	bundle, err := assets.Load(assets.Options{Dev: dev, Calls: cfg.twilio.placesCalls(), WhatsApp: cfg.twilio.sendsWhatsApp(),
 		Inbound: cfg.inboundNumber(), Apps: true})

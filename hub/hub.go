@@ -400,6 +400,14 @@ func (h *Hub) SendTo(conn string, render Render) {
 	}
 }
 
+// Owns reports whether conn is an id this hub handed out: it carries the
+// hub's random prefix. It says nothing of whether that connection is still
+// open (SendTo drops a frame for one that is not). A server sharing a bus
+// with others uses it to keep only the messages meant for its connections.
+func (h *Hub) Owns(conn string) bool {
+	return len(conn) > len(h.idPrefix) && strings.HasPrefix(conn, h.idPrefix)
+}
+
 func randomPrefix() string {
 	b := make([]byte, 4)
 	rand.Read(b)
