@@ -86,6 +86,7 @@ func setFromEnv(fs *flag.FlagSet, getenv func(string) string) error {
 type listenConfig struct {
 	addr        string
 	dbPath      string
+	store       string // redis://... for several servers; "" for the bbolt file
 	debugAddr   string // pprof, loopback only; "" for none
 	metricsAddr string // /metrics on its own listener; "" serves it on addr
 	logFormat   string // text or json
@@ -99,6 +100,7 @@ type listenConfig struct {
 func (c *listenConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.addr, "addr", ":3000", "listen address")
 	fs.StringVar(&c.dbPath, "db", "verifier.db", "bbolt database file")
+	fs.StringVar(&c.store, "store", "", "redis://[:password@]host:6379/0 (or rediss://) to keep state in Redis, shared by several servers; default: the -db file")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve net/http/pprof here (loopback only, e.g. 127.0.0.1:6060)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the public one (e.g. 127.0.0.1:9100)")
 	fs.IntVar(&c.gcPercent, "gc-percent", defaultGCPercent, "garbage collector target (GOGC): heap growth in percent before a collection")
@@ -112,6 +114,9 @@ func (c *listenConfig) flags(fs *flag.FlagSet) {
 }
 
 func (c *listenConfig) check(func(string) string) error {
+	if c.store != "" && !strings.HasPrefix(c.store, "redis://") && !strings.HasPrefix(c.store, "rediss://") {
+		return fmt.Errorf("-store %q: want redis://host:port/db or rediss://...", c.store)
+	}
 	if c.debugAddr != "" && !isLoopback(c.debugAddr) {
 		return fmt.Errorf("debug address %q: must be a loopback address with a port", c.debugAddr)
 	}
