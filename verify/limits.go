@@ -74,9 +74,9 @@ func DefaultLimits() Limits {
 	}
 }
 
-// Table lists the limits every sent code counts against in memory, with
-// the names an Observer hears. The per-number limit is not among them: it
-// lives in the number's record.
+// Table lists the limits every sent code counts against in a
+// RateLimiter, with the names an Observer hears. The per-number limit is
+// not among them: it lives in the number's record.
 func (l Limits) Table() []Limit {
 	return append(l.PerKey(),
 		Limit{"minute", Rate{N: l.PerMinute, Per: time.Minute}, Everyone},
@@ -93,6 +93,24 @@ func (l Limits) PerKey() []Limit {
 		{"prefix", l.PerPrefix, ByPrefix},
 	}
 }
+
+// RateLimiter counts events against a table of limits: what the Service
+// needs of one. A Take counts against every limit or none, refusing with
+// the longest wait and the name of that limit; Give undoes a Take; Wait
+// reports what a Take would refuse with, counting nothing; Full lists up
+// to max keys some limit holds full at now. *Limiter keeps its counts in
+// memory; another implementation may share them between servers.
+type RateLimiter interface {
+	Take(s Subject, now time.Time) (wait time.Duration, limit string, ok bool)
+	Give(s Subject)
+	Wait(s Subject, now time.Time) (time.Duration, string)
+	Full(now time.Time, max int) []Hit
+}
+
+var _ RateLimiter = (*Limiter)(nil)
+
+// memoryLimiters is the default Deps.Limiters: every limiter in memory.
+func memoryLimiters(limits ...Limit) RateLimiter { return NewLimiter(limits...) }
 
 type window struct {
 	start time.Time

@@ -109,8 +109,8 @@ type Service struct {
 	pub       Publisher
 	tokens    TokenIssuer
 	observe   Observer
-	limits    *Limiter // the send limits kept in memory
-	lookups   *Limiter // answers read from state, per client
+	limits    RateLimiter // the send limits not kept in the number's record
+	lookups   RateLimiter // answers read from state, per client
 	numbers   *numberCache
 	countries map[string]bool // nil: every country
 	confirm   Confirmer       // nil: no confirmation text
@@ -118,7 +118,7 @@ type Service struct {
 	links     Links           // nil: texts carry no tap-to-verify link
 	secrets   Secrets         // nil: no authenticator apps
 	sessions  *sessions       // who verified what lately, per connection
-	expecting *Limiter        // codes the person texts us: no cost, but bounded per client
+	expecting RateLimiter     // codes the person texts us: no cost, but bounded per client
 	fallback  fallbacks
 	after     sync.WaitGroup // confirmation texts under way
 	now       func() time.Time
@@ -156,8 +156,12 @@ type Deps struct {
 	// Secrets, when set, seal authenticator apps' keys, and apps are
 	// offered.
 	Secrets Secrets
-	Now     func() time.Time
-	Log     *slog.Logger
+	// Limiters builds each of the Service's limiters over its limits,
+	// whose names are unique within one call; limiters built over
+	// different lists must not share counts. nil: NewLimiter, in memory.
+	Limiters func(limits ...Limit) RateLimiter
+	Now      func() time.Time
+	Log      *slog.Logger
 }
 
 // NewService checks cfg and returns a Service.
@@ -173,12 +177,16 @@ func NewService(cfg Config, d Deps) (*Service, error) {
 			return nil, fmt.Errorf("verify: channel %q is nil", name)
 		}
 	}
+	limiters := d.Limiters
+	if limiters == nil {
+		limiters = memoryLimiters
+	}
 	s := &Service{cfg: cfg, store: d.Store, channels: d.Channels, pub: d.Pub,
 		tokens: d.Tokens, observe: d.Observe, confirm: d.Confirm, engine: d.Engine, links: d.Links, secrets: d.Secrets,
 		now: d.Now, log: d.Log, sessions: newSessions(),
-		expecting: NewLimiter(cfg.Limits.PerKey()...),
-		limits:    NewLimiter(cfg.Limits.Table()...),
-		lookups:   NewLimiter(Limit{Name: "lookup", Rate: cfg.Limits.LookupsPerClient, Key: ByClient}),
+		expecting: limiters(cfg.Limits.PerKey()...),
+		limits:    limiters(cfg.Limits.Table()...),
+		lookups:   limiters(Limit{Name: "lookup", Rate: cfg.Limits.LookupsPerClient, Key: ByClient}),
 		numbers:   newNumberCache(numberCacheBytes)}
 	if s.now == nil {
 		s.now = time.Now
