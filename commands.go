@@ -82,11 +82,12 @@ func apiKeyCommand(_ context.Context, in invocation) error {
 		fmt.Fprintln(in.stdout, key)
 		return nil
 	}
-	store, err := openStore(in.cfg.listen.dbPath, in.getenv, quietLog())
+	store, peers, err := openState(in.cfg.listen, in.getenv, quietLog())
 	if err != nil {
 		return fmt.Errorf("%w (is the server running on this file? stop it first)", err)
 	}
 	defer store.Close()
+	defer peers.close()
 	if in.operand == "rotate" {
 		key, err := rotateAPIKey(store)
 		if err == nil {
@@ -128,6 +129,9 @@ func backupCommand(_ context.Context, in invocation) error {
 }
 
 func copyDatabase(in invocation, w io.Writer) (int64, error) {
+	if in.cfg.listen.store != "" {
+		return 0, errors.New("the state is in Redis (-store): back it up with Redis's own RDB or AOF copies (BGSAVE)")
+	}
 	if admin := in.cfg.admin.addr; admin != "" && serverRuns(in.cfg.listen.dbPath) {
 		return fetchBackup(admin, in.getenv("VERIFIER_ADMIN_KEY"), w)
 	}
@@ -178,10 +182,35 @@ func forgetCommand(_ context.Context, in invocation) error {
 	} else if err != nil {
 		phone = in.operand
 	}
+	found, err := forgetIn(in, phone)
+	if err != nil {
+		return fmt.Errorf("forget: %w", err)
+	}
+	if !found {
+		fmt.Fprintf(in.stdout, "forget: nothing was kept about %s\n", verify.MaskPhone(phone))
+		return nil
+	}
+	fmt.Fprintf(in.stdout, "forget: %s erased\n", verify.MaskPhone(phone))
+	return nil
+}
+
+// forgetIn erases phone from the state: in Redis at once (its own
+// persistence rewrites its files), from the bbolt file with the server
+// stopped, then compacted.
+func forgetIn(in invocation, phone string) (bool, error) {
+	if in.cfg.listen.store != "" {
+		store, peers, err := openState(in.cfg.listen, in.getenv, quietLog())
+		if err != nil {
+			return false, err
+		}
+		defer store.Close()
+		defer peers.close()
+		return store.Forget(phone)
+	}
 	path := in.cfg.listen.dbPath
 	store, err := openStore(path, in.getenv, quietLog())
 	if err != nil {
-		return fmt.Errorf("%w (stop the server first: erasing needs the file to itself)", err)
+		return false, fmt.Errorf("%w (stop the server first: erasing needs the file to itself)", err)
 	}
 	found, err := store.Forget(phone)
 	if closeErr := store.Close(); err == nil {
@@ -190,15 +219,7 @@ func forgetCommand(_ context.Context, in invocation) error {
 	if err == nil {
 		err = db.Compact(path)
 	}
-	if err != nil {
-		return fmt.Errorf("forget: %w", err)
-	}
-	if !found {
-		fmt.Fprintf(in.stdout, "forget: nothing was kept about %s\n", verify.MaskPhone(phone))
-		return nil
-	}
-	fmt.Fprintf(in.stdout, "forget: %s erased, and the file compacted\n", verify.MaskPhone(phone))
-	return nil
+	return found, err
 }
 
 // checkCommand reports what the file holds.

@@ -87,6 +87,7 @@ type listenConfig struct {
 	addr        string
 	dbPath      string
 	store       string // redis://... for several servers; "" for the bbolt file
+	storePrefix string // the Redis keys' and channels' prefix
 	debugAddr   string // pprof, loopback only; "" for none
 	metricsAddr string // /metrics on its own listener; "" serves it on addr
 	logFormat   string // text or json
@@ -100,6 +101,7 @@ type listenConfig struct {
 func (c *listenConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.addr, "addr", ":3000", "listen address")
 	fs.StringVar(&c.dbPath, "db", "verifier.db", "bbolt database file")
+	fs.StringVar(&c.storePrefix, "store-prefix", "verifier:", "with a Redis -store: the prefix of every key and channel, so several deployments may share one Redis")
 	fs.StringVar(&c.store, "store", "", "redis://[:password@]host:6379/0 (or rediss://) to keep state in Redis, shared by several servers; default: the -db file")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve net/http/pprof here (loopback only, e.g. 127.0.0.1:6060)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the public one (e.g. 127.0.0.1:9100)")

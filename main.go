@@ -71,12 +71,13 @@ func serve(ctx context.Context, in invocation) error {
 		cfg.listen.conns.Max = connectionCap(files)
 		log.Info("connection cap", "event", "start", "reason", "max_connections", "max", cfg.listen.conns.Max, "open_files", files)
 	}
-	store, err := openStore(cfg.listen.dbPath, in.getenv, log)
+	store, peers, err := openState(cfg.listen, in.getenv, log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	a, err := assemble(cfg, store, in.getenv, in.stdout, log)
+	defer peers.close() // before the store: no event arrives for a closed store
+	a, err := assemble(cfg, store, peers, in.getenv, in.stdout, log)
 	if err != nil {
 		return err
 	}
@@ -93,6 +94,7 @@ type stateStore interface {
 	Backup(w io.Writer) (int64, error)
 	ForgetSpent(now time.Time) (int, error)
 	ForgetVerifiedBefore(cutoff time.Time) (int, error)
+	Forget(phone string) (found bool, err error)
 	Close() error
 }
 
@@ -115,6 +117,7 @@ type app struct {
 	board   *stats.Board
 	bundle  *assets.Bundle
 	store   stateStore
+	peers   *cluster // nil for a single server
 	hub     *hub.Hub
 	svc     *verify.Service
 	handler http.Handler
@@ -163,11 +166,18 @@ func (a *app) startBackground(ctx context.Context, retention time.Duration) (*sy
 	ctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		a.every(ctx, time.Second, "sweep", func(time.Time) error { _, err := a.svc.SweepExpired(ctx); return err })
+		a.every(ctx, time.Second, "sweep", func(time.Time) error {
+			if !a.peers.holdsSweep(ctx) {
+				return nil // another server sweeps this second
+			}
+			_, err := a.svc.SweepExpired(ctx)
+			return err
+		})
 	})
 	wg.Go(func() {
 		a.every(ctx, time.Minute, "forget_spent_tokens", func(now time.Time) error { _, err := a.store.ForgetSpent(now); return err })
 	})
+	a.peers.run(ctx, &wg)
 	if retention > 0 {
 		wg.Go(func() { a.every(ctx, retentionSweep(retention), "retention", a.forgetVerifiedBefore(retention)) })
 	}

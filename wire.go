@@ -26,7 +26,7 @@ import (
 )
 
 // assemble builds every part on top of the open store and wires them.
-func assemble(cfg config, store stateStore, getenv func(string) string, stdout io.Writer, log *slog.Logger) (*app, error) {
+func assemble(cfg config, store stateStore, peers *cluster, getenv func(string) string, stdout io.Writer, log *slog.Logger) (*app, error) {
 	dev := cfg.twilio.sms == nil
 	bundle, err := assets.Load(assets.Options{Dev: dev, Calls: cfg.twilio.placesCalls(), WhatsApp: cfg.twilio.sendsWhatsApp(),
 		Inbound: cfg.inboundNumber(), Apps: true})
@@ -45,7 +45,7 @@ func assemble(cfg config, store stateStore, getenv func(string) string, stdout i
 	watch := watchers{meter: meter, board: stats.New(stats.Caps{PerMinute: cfg.rules.Limits.PerMinute, PerHour: cfg.rules.Limits.PerHour}, nil)}
 	wsHub := hub.New(hub.Config{AllowedOrigins: cfg.embed.allowedOrigins(), Limits: cfg.listen.conns, ClientAddr: clients.Of}, log)
 	meter.WatchConnections(wsHub.Open)
-	pub := server.Publisher{Hub: wsHub, Texts: texts}
+	pub := peers.publisher(server.Publisher{Hub: wsHub, Texts: texts}, wsHub.Owns)
 	carrier, err := newCarrier(cfg.twilio, pub, stdout, log)
 	if err != nil {
 		return nil, err
@@ -68,20 +68,20 @@ func assemble(cfg config, store stateStore, getenv func(string) string, stdout i
 	}
 	svc, err := verify.NewService(cfg.rules.Config, verify.Deps{
 		Store: timedStore{store, meter}, Channels: channels,
-		Pub: pub, Tokens: tokens, Observe: watch, Log: log,
+		Pub: pub, Tokens: tokens, Observe: watch, Log: log, Limiters: peers.limiters(),
 		Confirm: newConfirmer(cfg.twilio.confirm, countedSender{carrier: carrier, watch: watch}, bundle),
 		Engine:  engineOrNil(engine), Links: sealed.links, Secrets: sealed.secrets,
 	})
 	if err != nil {
 		return nil, err
 	}
-	a := &app{log: log, out: stdout, store: store, hub: wsHub, svc: svc, metrics: meter.Handler(), board: watch.board, bundle: bundle}
+	a := &app{log: log, out: stdout, store: store, peers: peers, hub: wsHub, svc: svc, metrics: meter.Handler(), board: watch.board, bundle: bundle}
 	a.handler = server.NewHandler(server.Deps{
 		Hub:           wsHub.Endpoint(&server.Frontend{Rules: svc, Texts: texts, Log: log, HostOrigins: cfg.embed.hostOrigins, Count: meter}),
 		OriginAllowed: wsHub.OriginAllowed, Assets: bundle, Health: store.Ping, Log: log,
 		Status:     newDeliveryStatus(cfg.twilio, reportsOnBoard{svc, watch.board}, meter, clients, log),
 		Metrics:    a.publicMetrics(cfg.listen),
-		SiteVerify: newSiteVerify(tokens, keys.api, clients, log), Demo: dev || cfg.embed.demo,
+		SiteVerify: newSiteVerify(tokens, keys.api, peers, clients, log), Demo: dev || cfg.embed.demo,
 		Tap:     newTapPage(sealed, svc, texts, bundle, cfg.embed, clients, log),
 		Inbound: newInboundTexts(cfg, svc, clients, log),
 	})
@@ -156,10 +156,13 @@ func newDeliveryStatus(cfg twilioConfig, rules server.Reports, meter *metrics.Me
 // try a minute at /api/siteverify.
 const wrongSecretsPerMinute = 10
 
-func newSiteVerify(tokens *token.Tokens, apiKey string, clients clientip.Resolver, log *slog.Logger) *server.SiteVerify {
-	return &server.SiteVerify{Tokens: tokens, APIKey: apiKey, Log: log, ClientAddr: clients.Of,
-		WrongSecrets: verify.NewLimiter(verify.Limit{Name: "wrong_secret",
-			Rate: verify.Rate{N: wrongSecretsPerMinute, Per: time.Minute}, Key: verify.ByClient})}
+func newSiteVerify(tokens *token.Tokens, apiKey string, peers *cluster, clients clientip.Resolver, log *slog.Logger) *server.SiteVerify {
+	limit := verify.Limit{Name: "wrong_secret", Rate: verify.Rate{N: wrongSecretsPerMinute, Per: time.Minute}, Key: verify.ByClient}
+	var wrong verify.RateLimiter = verify.NewLimiter(limit)
+	if many := peers.limiters(); many != nil { // counted across servers
+		wrong = many(limit)
+	}
+	return &server.SiteVerify{Tokens: tokens, APIKey: apiKey, Log: log, ClientAddr: clients.Of, WrongSecrets: wrong}
 }
 
 // carrier is what carries codes: Twilio, or the console in development.

@@ -113,17 +113,17 @@ var (
 // or rediss:// for TLS), derives the number keys and refuses a prefix
 // whose numbers another secret keyed.
 func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
-	ro, err := redis.ParseURL(rawURL)
+	rdb, err := NewClient(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: %w", err)
+		return nil, err
 	}
-	setDefaults(ro)
+	ro := rdb.Options()
 	prefix := opts.Prefix
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
 	s := &Store{
-		rdb:       redis.NewClient(ro),
+		rdb:       rdb,
 		log:       opts.Log,
 		prefix:    prefix,
 		expKey:    prefix + "exp",
@@ -139,6 +139,18 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("redisstore: open %s: %w", ro.Addr, err)
 	}
 	return s, nil
+}
+
+// NewClient is a client of the Redis at rawURL whose every wait is short
+// where the URL does not choose: a request fails fast while Redis is away,
+// and the client reconnects by itself when it is back.
+func NewClient(rawURL string) (*redis.Client, error) {
+	ro, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: %w", err)
+	}
+	setDefaults(ro)
+	return redis.NewClient(ro), nil
 }
 
 // setDefaults makes every wait short where the URL did not choose.

@@ -42,7 +42,7 @@ type SiteVerify struct {
 	// WrongSecrets counts wrong API keys per client address. Only wrong
 	// keys count and only they are refused past the budget: the right key
 	// works from any address, however many wrong ones it sent.
-	WrongSecrets *verify.Limiter
+	WrongSecrets verify.RateLimiter
 	ClientAddr   func(*http.Request) string
 	Log          *slog.Logger
 }
