@@ -38,10 +38,6 @@ const (
 	// refuses a newer file rather than misread it.
 	schemaVersion = 3
 	maxBatch      = 1024
-	// maxReported bounds the numbers remembered as already reported
-	// unreadable; the set is cleared when full, so a number may be
-	// reported again after that many others.
-	maxReported = 1024
 )
 
 // ErrClosed is returned by every method called after Close.
@@ -58,8 +54,7 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	reportedMu sync.Mutex
-	reported   map[string]struct{} // numbers already logged as unreadable
+	unreadable *record.Unreadable
 
 	keys   *numberKeys
 	secret func(*Store) ([]byte, error) // the server secret, read once the file is open
@@ -98,15 +93,15 @@ type write struct {
 // their keys, and starts the writer.
 func Open(path string, opts ...Option) (*Store, error) {
 	s := &Store{
-		log:      slog.New(slog.DiscardHandler),
-		writes:   make(chan *write),
-		closing:  make(chan struct{}),
-		stopped:  make(chan struct{}),
-		reported: make(map[string]struct{}),
+		log:     slog.New(slog.DiscardHandler),
+		writes:  make(chan *write),
+		closing: make(chan struct{}),
+		stopped: make(chan struct{}),
 	}
 	for _, opt := range opts {
 		opt(s)
 	}
+	s.unreadable = record.NewUnreadable("db", s.log)
 	b, err := openBolt(path)
 	if err != nil {
 		return nil, err
@@ -257,21 +252,7 @@ func closedErr(err error) error {
 
 // reportUnreadable logs, once per number, that its stored record does not
 // decode and is treated as a new one.
-func (s *Store) reportUnreadable(phone string) {
-	s.reportedMu.Lock()
-	_, seen := s.reported[phone]
-	if !seen {
-		if len(s.reported) >= maxReported {
-			clear(s.reported)
-		}
-		s.reported[phone] = struct{}{}
-	}
-	s.reportedMu.Unlock()
-	if !seen {
-		s.log.Warn("db: unreadable record", "event", "store", "reason", "bad_record",
-			"phone", verify.MaskPhone(phone))
-	}
-}
+func (s *Store) reportUnreadable(phone string) { s.unreadable.Report(phone) }
 
 // Ping checks that the database answers a read.
 func (s *Store) Ping() error {

@@ -278,27 +278,6 @@ func TestUnreadableRecordReadsAsNewAndIsLoggedOnce(t *testing.T) {
 	}
 }
 
-// The set of numbers already reported stays bounded; once cleared, a
-// number may be reported again.
-func TestReportedNumbersAreBounded(t *testing.T) {
-	log, sink := newLog()
-	s, err := Open(filepath.Join(t.TempDir(), "v.db"), WithLogger(log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	for i := range 3 * maxReported {
-		s.reportUnreadable(fmt.Sprintf("+1415%07d", i))
-		s.reportUnreadable(fmt.Sprintf("+1415%07d", i))
-		if len(s.reported) > maxReported {
-			t.Fatalf("%d numbers remembered, want at most %d", len(s.reported), maxReported)
-		}
-	}
-	if n := len(sink.lines(t)); n != 3*maxReported {
-		t.Fatalf("%d log lines, want %d: one per number", n, 3*maxReported)
-	}
-}
-
 func TestUnreadableRecordWithoutLogger(t *testing.T) {
 	for _, opts := range [][]Option{nil, {WithLogger(nil)}} {
 		path := filepath.Join(t.TempDir(), "v.db")

@@ -29,7 +29,6 @@ import (
 	mrand "math/rand/v2"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,9 +50,6 @@ const (
 	// scanBatch is how many record keys ForgetVerifiedBefore reads at a
 	// time.
 	scanBatch = 512
-	// maxReported bounds the numbers remembered as already reported
-	// unreadable, as in package db.
-	maxReported = 1024
 	// ownSecret names the store's own secret for number keys, kept in meta
 	// when the opener gives none (as db keeps "secret:numbers").
 	ownSecret = "numbers"
@@ -100,8 +96,7 @@ type Store struct {
 
 	prefix, expKey, sealedKey, metaKey string
 
-	reportedMu sync.Mutex
-	reported   map[string]struct{} // numbers already logged as unreadable
+	unreadable *record.Unreadable
 }
 
 var (
@@ -129,11 +124,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		expKey:    prefix + "exp",
 		sealedKey: prefix + "sealed",
 		metaKey:   prefix + "meta",
-		reported:  make(map[string]struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.unreadable = record.NewUnreadable("redisstore", s.log)
 	if err := s.prepare(ctx, opts.Secret); err != nil {
 		s.rdb.Close()
 		return nil, fmt.Errorf("redisstore: open %s: %w", ro.Addr, err)
@@ -660,18 +655,4 @@ func (s *Store) Backup(io.Writer) (int64, error) {
 
 // reportUnreadable logs, once per number, that its stored record does not
 // decode and is treated as a new one.
-func (s *Store) reportUnreadable(phone string) {
-	s.reportedMu.Lock()
-	_, seen := s.reported[phone]
-	if !seen {
-		if len(s.reported) >= maxReported {
-			clear(s.reported)
-		}
-		s.reported[phone] = struct{}{}
-	}
-	s.reportedMu.Unlock()
-	if !seen {
-		s.log.Warn("redisstore: unreadable record", "event", "store", "reason", "bad_record",
-			"phone", verify.MaskPhone(phone))
-	}
-}
+func (s *Store) reportUnreadable(phone string) { s.unreadable.Report(phone) }
