@@ -46,15 +46,7 @@ func assemble(cfg config, store stateStore, peers *cluster, getenv func(string) 
 	wsHub := hub.New(hub.Config{AllowedOrigins: cfg.embed.allowedOrigins(), Limits: cfg.listen.conns, ClientAddr: clients.Of}, log)
 	meter.WatchConnections(wsHub.Open)
 	pub := peers.publisher(server.Publisher{Hub: wsHub, Texts: texts}, wsHub.Owns)
-	carrier, err := newCarrier(cfg.twilio, pub, stdout, log)
-	if err != nil {
-		return nil, err
-	}
-	engine, err := newEngine(carrier, cfg.twilio)
-	if err != nil {
-		return nil, err
-	}
-	channels, err := newChannels(carrier, engine, bundle, cfg, watch)
+	carrier, engine, channels, err := newDelivery(cfg, pub, bundle, watch, stdout, log)
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +78,22 @@ func assemble(cfg config, store stateStore, peers *cluster, getenv func(string) 
 		Inbound: newInboundTexts(cfg, svc, clients, log),
 	})
 	return a, nil
+}
+
+// newDelivery builds what carries codes (Twilio or the console), the code
+// engine if Verify makes the codes, and the channels over them.
+func newDelivery(cfg config, inbox sms.Inbox, bundle *assets.Bundle, watch watchers, stdout io.Writer, log *slog.Logger) (
+	carrier, *sms.Verify, verify.Channels, error) {
+	c, err := newCarrier(cfg.twilio, inbox, stdout, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	engine, err := newEngine(c, cfg.twilio)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	channels, err := newChannels(c, engine, bundle, cfg, watch)
+	return c, engine, channels, err
 }
 
 // seals are the values only this server can read: tap-to-verify links
