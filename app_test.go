@@ -78,3 +78,18 @@ func TestAnAppIsOnlyForNumbersThatHaveOne(t *testing.T) {
 		t.Fatalf("%d texts for an app code", n)
 	}
 }
+
+func TestAppFramesWithoutWhatTheyNeedAreBadRequests(t *testing.T) {
+	ts := startServer(t, noLimits, nil)
+	c := dial(t, ts.URL)
+	for _, raw := range []string{
+		`{"event":"app_add","data":{}}`,
+		`{"event":"app_confirm","data":{"phone_number":"+14155552671"}}`,
+		`{"event":"app_remove","data":{"phone_number":7}}`,
+	} {
+		c.sendRaw(raw)
+		c.expect("update", "bad_request")
+	}
+	c.send("app_add", map[string]any{"phone_number": "12345"})
+	c.expect("update", "invalid_phone")
+}

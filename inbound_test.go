@@ -95,3 +95,38 @@ func TestInboundNeedsItsSettings(t *testing.T) {
 		t.Fatalf("/twilio/inbound without -inbound: %d", status)
 	}
 }
+
+func TestMalformedInboundWebhooksChangeNothing(t *testing.T) {
+	ts := startInboundServer(t, "-code-ttl=10m")
+	c := dial(t, ts.URL)
+	code := askToText(t, c, phone)
+	for _, form := range []url.Values{
+		{"To": {"+15005550006"}, "Body": {code}},               // no sender
+		{"From": {"not a number"}, "Body": {code}},             // a sender that is no number
+		{"From": {phone}, "Body": {strings.Repeat("9", 4000)}}, // no code in it
+		{"From": {phone}, "Body": {"\x00\xff" + code[:3]}},     // half a code
+		{"From": {phone + "," + phone}, "Body": {code}},        // two senders in one
+	} {
+		req, _ := http.NewRequest("POST", ts.URL+"/twilio/inbound", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Twilio-Signature", faketwilio.Sign(fakeToken, inboundURL, form))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || strings.Contains(string(b), "<Message>") {
+			t.Errorf("%v: %d %q, want an empty TwiML answer", form, resp.StatusCode, b)
+		}
+	}
+	// The two texts from the right phone without a code were two tries.
+	c.expect("update", "wrong_code")
+	c.expect("update", "wrong_code")
+	c.send("resume", map[string]any{"phone_number": phone})
+	c.expect("update", "code_pending") // nothing above verified or voided the code
+	if _, twiml := textUs(t, ts, phone, code, fakeToken); !strings.Contains(twiml, "<Response") {
+		t.Fatalf("the right code after the junk: %q", twiml)
+	}
+	c.expect("verified", "")
+}
