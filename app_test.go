@@ -32,6 +32,7 @@ func addApp(t *testing.T, ts *testServer, c *client, phone string) string {
 }
 
 func TestAnAuthenticatorAppVerifiesAndItsKeyIsNotInTheFile(t *testing.T) {
+	needsFile(t)
 	dbPath := filepath.Join(t.TempDir(), "app.db")
 	ts := startServer(t, append([]string{"-db=" + dbPath}, noLimits...), nil)
 	first := dial(t, ts.URL)

@@ -88,6 +88,7 @@ func verifiedIn(t *testing.T, dbPath string, phones ...string) (missing []string
 }
 
 func TestAThousandFlowsLeaveNoPhoneNumberInTheFile(t *testing.T) {
+	needsFile(t)
 	if testing.Short() {
 		t.Skip("1,000 flows; skipped with -short")
 	}
@@ -121,6 +122,7 @@ func TestAThousandFlowsLeaveNoPhoneNumberInTheFile(t *testing.T) {
 }
 
 func TestForgetErasesTheNumberAndItsKeyFromTheFile(t *testing.T) {
+	needsFile(t)
 	dbPath := filepath.Join(t.TempDir(), "v.db")
 	ts := startServer(t, append([]string{"-db=" + dbPath}, noLimits...), nil)
 	gone, kept := numberN(1), numberN(2)
@@ -156,6 +158,7 @@ func TestForgetErasesTheNumberAndItsKeyFromTheFile(t *testing.T) {
 }
 
 func TestABackupTakenUnderLoadHasEveryNumberVerifiedBeforeIt(t *testing.T) {
+	needsFile(t)
 	dbPath := filepath.Join(t.TempDir(), "v.db")
 	ts := startServer(t, append([]string{"-db=" + dbPath, "-admin-addr=127.0.0.1:0"}, noLimits...), nil)
 	admin := strings.TrimPrefix(ts.stdout.waitFor(t, "verifier side listener on "), "verifier side listener on http://")

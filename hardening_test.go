@@ -167,6 +167,7 @@ func TestTheDemoShopIsServedWithTwilioOnlyWithTheDemoFlag(t *testing.T) {
 const apiKeyLine = "API key for /api/siteverify"
 
 func TestTheGeneratedAPIKeyIsPrintedOnceAndByTheAPIKeyCommand(t *testing.T) {
+	needsFile(t)
 	path := filepath.Join(t.TempDir(), "keys.db")
 	first := startServer(t, []string{"-db=" + path}, nil)
 	line := first.stdout.waitFor(t, apiKeyLine)

@@ -3,12 +3,16 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -115,6 +119,7 @@ func startServer(t testing.TB, args []string, env map[string]string) *testServer
 		vars[k] = v
 	}
 	args = append([]string{"-addr=127.0.0.1:0", "-db=" + filepath.Join(t.TempDir(), "v.db")}, args...)
+	args = append(args, storeArgs(t, args)...)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -147,6 +152,47 @@ func startServer(t testing.TB, args []string, env map[string]string) *testServer
 	ts.URL = strings.TrimPrefix(line, "verifier listening on ")
 	waitHealthy(t, ts.URL)
 	return ts
+}
+
+// storeArgs put a test server's state in Redis, under a prefix of its own,
+// when VERIFIER_TEST_STORE=redis (with VERIFIER_TEST_REDIS): the whole
+// suite then runs against the Redis store (.ci/run does it once more so).
+func storeArgs(t testing.TB, args []string) []string {
+	if os.Getenv("VERIFIER_TEST_STORE") != "redis" {
+		return nil
+	}
+	addr := os.Getenv("VERIFIER_TEST_REDIS")
+	if addr == "" {
+		t.Fatal("VERIFIER_TEST_STORE=redis needs VERIFIER_TEST_REDIS")
+	}
+	// One prefix per database file the test names (the last -db wins, as
+	// in the flags), so a restarted server finds its state and two
+	// servers of one test keep theirs apart.
+	dbPath := ""
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "-db="); ok {
+			dbPath = v
+		}
+	}
+	sum := sha256.Sum256([]byte(dbPath))
+	prefix := "suite-" + suiteRun + "-" + hex.EncodeToString(sum[:6]) + ":"
+	t.Cleanup(func() { cleanPrefix(addr, prefix) })
+	return []string{"-store=redis://" + addr + "/0", "-store-prefix=" + prefix}
+}
+
+// suiteRun tells this run's keys from an earlier one's.
+var suiteRun = func() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}()
+
+// needsFile skips a test of the bbolt store itself (its file, its
+// goroutines, its commands) when the suite runs against Redis.
+func needsFile(t testing.TB) {
+	if os.Getenv("VERIFIER_TEST_STORE") == "redis" {
+		t.Skip("tests the bbolt store itself: skipped with VERIFIER_TEST_STORE=redis")
+	}
 }
 
 func waitHealthy(t testing.TB, base string) {

@@ -25,6 +25,7 @@ func running(markers ...string) map[string]int {
 // socket's reader, the expiry sweeper, the spent-token janitor and the
 // store's writer have ended, so nothing can write to a closed database.
 func TestNothingOfTheServerRunsOnceRunReturns(t *testing.T) {
+	needsFile(t)
 	markers := []string{"verifier/hub.(*Conn).readPump", "(*app).every", "verifier/db.(*Store).writer",
 		"verifier/hub.(*Hub).run"}
 	before := running(markers...)

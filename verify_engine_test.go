@@ -27,6 +27,7 @@ func startVerifyServer(t *testing.T, args ...string) (*testServer, string) {
 // storedRecord stops the server and reads the number's record from its file.
 func storedRecord(t *testing.T, ts *testServer, dbPath, phone string) verify.Record {
 	t.Helper()
+	needsFile(t)
 	ts.stop()
 	store, err := openStore(dbPath, func(string) string { return "" }, quietLog())
 	if err != nil {
