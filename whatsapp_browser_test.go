@@ -106,6 +106,8 @@ func TestPageOffersWhatsAppOnceTheResendWaitIsOverAndItsCodeVerifies(t *testing.
 	step(t, ctx, "take WhatsApp", chromedp.Click(chromedp.ID("whatsapp_button")),
 		chromedp.Poll[chromedp.Void](`document.getElementById("update").textContent === "We sent a code to +14155552671 on WhatsApp."`))
 	msg := waitForWhatsApp(t, ts, next)
+	step(t, ctx, "the page names WhatsApp", chromedp.Poll[chromedp.Void](
+		`document.getElementById("verify_instructions").textContent.includes("WhatsApp")`))
 	if got := eval[string](t, ctx, `document.getElementById("verify_instructions").textContent`); got != "Enter the code we sent to +14155552671 on WhatsApp." {
 		t.Fatalf("verify_instructions say %q", got)
 	}
@@ -197,6 +199,10 @@ func TestPageOffersWhatsAppAtOnceWhenTheTextGoesUnreported(t *testing.T) {
 	next := ts.Twilio.Next("whatsapp:" + phone)
 	step(t, ctx, "take WhatsApp", chromedp.Click(chromedp.ID("whatsapp_button")))
 	msg := waitForWhatsApp(t, ts, next)
+	// The fake has the message before the page has code_generated: until
+	// then the form is busy and would drop the keys.
+	step(t, ctx, "the page names WhatsApp", chromedp.Poll[chromedp.Void](
+		`document.getElementById("verify_instructions").textContent === "Enter the code we sent to +14155552671 on WhatsApp."`))
 	typeAndVerify(t, ctx, "type the code from WhatsApp", faketwilio.Code(msg.Body))
 }
 
