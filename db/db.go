@@ -380,7 +380,7 @@ func (s *Store) apply(tx *bolt.Tx, phone string, fn func(*verify.Record) error) 
 	if rec.Empty() {
 		return unreadable, numbers.Delete(key)
 	}
-	k, sealed, err := s.keys.expiryEntry(phone, rec)
+	k, sealed, err := s.keys.expiryEntry(phone, key, rec)
 	if err != nil {
 		return unreadable, err
 	}

@@ -54,10 +54,11 @@ func moveRecord(numbers, expiry *bolt.Bucket, keys *numberKeys, phone string, v 
 	if err != nil {
 		return nil
 	}
-	if err := numbers.Put(keys.Key(phone), v); err != nil {
+	key := keys.Key(phone)
+	if err := numbers.Put(key, v); err != nil {
 		return err
 	}
-	k, sealed, err := keys.expiryEntry(phone, rec)
+	k, sealed, err := keys.expiryEntry(phone, key, rec)
 	if err != nil || k == nil {
 		return err
 	}

@@ -30,8 +30,8 @@ func newNumberKeys(secret []byte) (*numberKeys, error) {
 // expiryEntry indexes a record by when it next changes on its own (its
 // code's expiry, a window's end), so the sweeper finds it then: the key is
 // that time and the record's key, the value the number, sealed.
-func (k *numberKeys) expiryEntry(phone string, rec verify.Record) (key, value []byte, err error) {
-	key = expiryKey(k.Key(phone), rec)
+func (k *numberKeys) expiryEntry(phone string, recordKey []byte, rec verify.Record) (key, value []byte, err error) {
+	key = expiryKey(recordKey, rec)
 	if key == nil {
 		return nil, nil, nil
 	}

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -80,4 +81,18 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("%+v does not survive a round trip: %+v, %v", rec, back, err)
 		}
 	})
+}
+
+func TestKeysAreStableAndTheirOwn(t *testing.T) {
+	a, _ := NewKeys(bytes.Repeat([]byte{1}, 32))
+	b, _ := NewKeys(bytes.Repeat([]byte{2}, 32))
+	first := a.Key("+14155552671")
+	for range 3 { // a reused HMAC gives the same key
+		if got := a.Key("+14155552671"); !bytes.Equal(got, first) || len(got) != KeySize {
+			t.Fatalf("Key = %x, then %x", first, got)
+		}
+	}
+	if bytes.Equal(a.Key("+14155552672"), first) || bytes.Equal(b.Key("+14155552671"), first) {
+		t.Fatal("another number or another secret gave the same key")
+	}
 }
