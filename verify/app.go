@@ -107,8 +107,9 @@ func (s *Service) AddApp(ctx context.Context, who Requester, rawPhone string) (O
 	if err != nil {
 		return Outcome{Phone: phone}, fmt.Errorf("app: %w", err)
 	}
-	kind := AppSetup
+	var kind Kind
 	err = s.store.Update(ctx, phone, func(r *Record) error {
+		kind = AppSetup // a store may run this more than once
 		if r.App != nil && r.App.Enrolled {
 			kind = AppAlreadySet
 			return ErrNoChange
@@ -175,8 +176,9 @@ func (s *Service) RemoveApp(ctx context.Context, who Requester, rawPhone string)
 	if !s.mayChangeApp(who, phone) {
 		return s.logged("app_remove", Outcome{Kind: AppNotAllowed, Phone: phone}), nil
 	}
-	kind := AppRemoved
+	var kind Kind
 	err = s.store.Update(ctx, phone, func(r *Record) error {
+		kind = AppRemoved // a store may run this more than once
 		if r.App == nil {
 			kind = AppNotSet
 			return ErrNoChange

@@ -275,3 +275,49 @@ func TestAnAppsSecretIsStoredSealed(t *testing.T) {
 		t.Fatalf("stored app %+v: want it enrolled and its key sealed", app)
 	}
 }
+
+// rerunningStore runs each Update's function first on another state of
+// the record (decoy), and throws that away, as a store shared by several
+// servers does when another server changed the record meanwhile.
+type rerunningStore struct {
+	*memStore
+	decoy func(Record) Record
+}
+
+func (s rerunningStore) Update(ctx context.Context, phone string, fn func(*Record) error) error {
+	s.mu.Lock()
+	r := s.decoy(clone(s.recs[phone]))
+	s.mu.Unlock()
+	fn(&r)
+	return s.memStore.Update(ctx, phone, fn)
+}
+
+func TestWhatATapReportsComesFromTheRunThatCounted(t *testing.T) {
+	h := newPhoneHarness(t)
+	h.register(t, alice)
+	id := h.sms.last(t).Link
+	h.svc.store = rerunningStore{h.store, func(r Record) Record { // first seen expired
+		if r.Pending != nil {
+			p := *r.Pending
+			p.ExpiresAt = time.Time{}
+			r.Pending = &p
+		}
+		return r
+	}}
+	wantKind(t, h.tap(t, id), Verified)
+	for _, p := range h.pub.got {
+		if p.o.Kind == Expired {
+			t.Fatal("the discarded run's expiry was published")
+		}
+	}
+}
+
+func TestWhatRemovingAnAppReportsComesFromTheRunThatCounted(t *testing.T) {
+	h := newPhoneHarness(t)
+	enrolApp(t, h)
+	h.svc.store = rerunningStore{h.store, func(r Record) Record { r.App = nil; return r }} // first seen without
+	o, err := h.svc.RemoveApp(context.Background(), alice, phone)
+	if err != nil || o.Kind != AppRemoved || h.store.recs[phone].App != nil {
+		t.Fatalf("RemoveApp = %+v, %v; app %+v", o, err, h.store.recs[phone].App)
+	}
+}

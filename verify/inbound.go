@@ -56,6 +56,7 @@ func (s *Service) Received(ctx context.Context, from, body string) (Outcome, err
 	var v verdict
 	var conn string
 	err = s.store.Update(ctx, phone, func(r *Record) error {
+		conn = "" // a store may run this more than once
 		if lock, over, err := s.settled(r, now); over {
 			v = lock
 			return err

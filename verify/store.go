@@ -119,8 +119,11 @@ var ErrNoChange = errors.New("no change")
 
 // Store keeps records durably. Implementations live outside this package.
 type Store interface {
-	// Update runs fn once on the number's record (zero Record if there is
+	// Update runs fn on the number's record (zero Record if there is
 	// none) and stores the result atomically and durably before returning.
+	// fn may run more than once (a store shared by several servers runs it
+	// again when another got there first): it must set everything it
+	// reports from scratch on each run.
 	// If fn returns an error nothing is written and Update returns it
 	// (ErrNoChange included). An empty record is deleted.
 	Update(ctx context.Context, phone string, fn func(*Record) error) error

@@ -57,6 +57,7 @@ func (s *Service) Tap(ctx context.Context, who Requester, id string) (Outcome, e
 	var conn string
 	expired := false
 	err := s.store.Update(ctx, phone, func(r *Record) error {
+		v, conn, expired = verdict{}, "", false // a store may run this more than once
 		if lock, over, err := s.settled(r, now); over {
 			v, expired = lock, lock.Kind == Expired
 			if lock.Kind != Locked {
