@@ -13,8 +13,6 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
-
-	"verifier/sms/faketwilio"
 )
 
 // adminOpen is true once the admin page's socket is open.
@@ -58,15 +56,7 @@ func TestTheAdminPageShowsTheLastHourLive(t *testing.T) {
 		chromedp.Poll[chromedp.Void](`document.getElementById("sent").textContent === "0"`))
 	screenshot(t, ctx, "admin-1-empty-desktop")
 
-	for i := range 3 {
-		if err := flow(ts, numberN(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ts.Twilio.SetFailure(&faketwilio.Failure{HTTPStatus: 400, Code: 21614, To: numberN(9)})
-	c := dial(t, ts.URL)
-	c.register(numberN(9))
-	c.expect("update", "invalid_phone")
+	scriptedRun(t, ts)
 
 	step(t, ctx, "see the hour's numbers", chromedp.Poll[chromedp.Void](`(() => {
 		const t = (id) => document.getElementById(id).textContent.trim();

@@ -37,6 +37,21 @@ func adminStats(t *testing.T, admin, key string) (stats.Snapshot, int) {
 	return s, resp.StatusCode
 }
 
+// scriptedRun is what the admin tests count: three verified flows and one
+// text Twilio refuses (21614, a US number).
+func scriptedRun(t *testing.T, ts *testServer) {
+	t.Helper()
+	for i := range 3 {
+		if err := flow(ts, numberN(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts.Twilio.SetFailure(&faketwilio.Failure{HTTPStatus: 400, Code: 21614, To: numberN(9)})
+	c := dial(t, ts.URL)
+	c.register(numberN(9))
+	c.expect("update", "invalid_phone")
+}
+
 func TestTheAdminStatsCountAScriptedRunAndPushLive(t *testing.T) {
 	ts, admin := startAdminServer(t, noLimits, nil)
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+admin+"/admin/ws", http.Header{"Origin": {"http://" + admin}})
@@ -49,15 +64,7 @@ func TestTheAdminStatsCountAScriptedRunAndPushLive(t *testing.T) {
 	if err := ws.ReadJSON(&first); err != nil || first.Sent != 0 {
 		t.Fatalf("first push %+v, %v", first, err)
 	}
-	for i := range 3 {
-		if err := flow(ts, numberN(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ts.Twilio.SetFailure(&faketwilio.Failure{HTTPStatus: 400, Code: 21614, To: numberN(9)})
-	c := dial(t, ts.URL)
-	c.register(numberN(9))
-	c.expect("update", "invalid_phone")
+	scriptedRun(t, ts)
 	for { // the socket pushes until it has caught up
 		var s stats.Snapshot
 		if err := ws.ReadJSON(&s); err != nil {

@@ -100,22 +100,11 @@ func (h *harness) clean(t *testing.T, prefix string) {
 // keys lists the keys under prefix.
 func (h *harness) keys(ctx context.Context, prefix string) ([]string, error) {
 	var all []string
-	iter := h.admin.Scan(ctx, 0, globQuote(prefix)+"*", 1000).Iterator()
+	iter := h.admin.Scan(ctx, 0, redisstore.EscapeGlob(prefix)+"*", 1000).Iterator()
 	for iter.Next(ctx) {
 		all = append(all, iter.Val())
 	}
 	return all, iter.Err()
-}
-
-func globQuote(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\^`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // open opens a store under prefix, closed when t ends.
