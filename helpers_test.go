@@ -49,11 +49,15 @@ type lineBuffer struct {
 	mu    sync.Mutex
 	lines []string
 	added chan struct{}
+	ended chan struct{} // closed when the writer has closed and every line is in
 }
 
-func newLineBuffer() *lineBuffer { return &lineBuffer{added: make(chan struct{}, 1)} }
+func newLineBuffer() *lineBuffer {
+	return &lineBuffer{added: make(chan struct{}, 1), ended: make(chan struct{})}
+}
 
 func (b *lineBuffer) consume(r io.Reader) {
+	defer close(b.ended)
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		b.mu.Lock()
@@ -142,6 +146,9 @@ func startServer(t testing.TB, args []string, env map[string]string) *testServer
 			if err != nil {
 				t.Errorf("run: %v", err)
 			}
+			// The last lines may still be on their way through the pipe.
+			<-out.ended
+			<-logs.ended
 		case <-time.After(15 * time.Second):
 			t.Error("server did not stop within 15 s")
 		}
