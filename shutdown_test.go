@@ -27,7 +27,7 @@ func running(markers ...string) map[string]int {
 func TestNothingOfTheServerRunsOnceRunReturns(t *testing.T) {
 	needsFile(t)
 	markers := []string{"verifier/hub.(*Conn).readPump", "(*app).every", "verifier/db.(*Store).writer",
-		"verifier/hub.(*Hub).run"}
+		"verifier/hub.(*Hub).pinger"}
 	before := running(markers...)
 	ts := startServer(t, nil, nil)
 	for i := range 5 {

@@ -22,7 +22,7 @@ type Conn struct {
 	origin  string
 	handler Handler
 	tag     atomic.Pointer[string]
-	topic   string // owned by the hub's goroutine
+	topic   string // guarded by the hub's state lock
 	// lastFrame is when the client last sent a frame (Unix nanoseconds).
 	lastFrame atomic.Int64
 }
@@ -58,6 +58,20 @@ func (c *Conn) Send(frame []byte) {
 	c.enqueue(frame, true)
 }
 
+// Reply answers the connection's own frame: its handler calls it, on the
+// connection's reader goroutine. With no writer running it writes the frame
+// at once, on that goroutine, rather than start a writer for it; a slow
+// peer then holds up only its own reader. Otherwise it queues, as Send.
+func (c *Conn) Reply(frame []byte) {
+	if !c.writing.CompareAndSwap(false, true) {
+		c.enqueue(frame, true)
+		return
+	}
+	if c.write(frame) {
+		c.writeLoop() // what was queued meanwhile
+	}
+}
+
 // enqueue puts a frame (nil: a ping) in the queue and makes sure a writer
 // runs. A full queue drops the connection, or for a ping, the ping.
 func (c *Conn) enqueue(frame []byte, dropIfFull bool) {
@@ -79,12 +93,7 @@ func (c *Conn) enqueue(frame []byte, dropIfFull bool) {
 
 // Subscribe makes the connection hear topic's frames instead of any topic
 // it heard before.
-func (c *Conn) Subscribe(topic string) {
-	select {
-	case c.hub.subscribe <- subscription{c, topic}:
-	case <-c.hub.stopped:
-	}
-}
+func (c *Conn) Subscribe(topic string) { c.hub.state.join(c, topic) }
 
 func (c *Conn) finish() {
 	c.once.Do(func() {
@@ -104,10 +113,7 @@ func (c *Conn) closeWith(code int, text string) {
 func (c *Conn) readPump() {
 	defer func() {
 		c.finish()
-		select {
-		case c.hub.unregister <- c:
-		case <-c.hub.stopped:
-		}
+		c.hub.state.remove(c)
 	}()
 	wait := c.hub.cfg.PongWait
 	c.ws.SetReadLimit(c.hub.cfg.MaxFrameBytes) // gorilla answers 1009 above it
@@ -140,13 +146,7 @@ func (c *Conn) writeLoop() {
 	for {
 		select {
 		case frame := <-c.send:
-			kind := websocket.TextMessage
-			if frame == nil {
-				kind = websocket.PingMessage
-			}
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteWait))
-			if err := c.ws.WriteMessage(kind, frame); err != nil {
-				c.finish()
+			if !c.write(frame) {
 				return
 			}
 		case <-c.done:
@@ -160,4 +160,19 @@ func (c *Conn) writeLoop() {
 			}
 		}
 	}
+}
+
+// write writes one frame (nil: a ping) as the connection's writer, and
+// finishes the connection if that fails.
+func (c *Conn) write(frame []byte) bool {
+	kind := websocket.TextMessage
+	if frame == nil {
+		kind = websocket.PingMessage
+	}
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteWait))
+	if err := c.ws.WriteMessage(kind, frame); err != nil {
+		c.finish()
+		return false
+	}
+	return true
 }

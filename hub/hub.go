@@ -75,21 +75,18 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Hub owns the set of connections and their subscriptions. One goroutine
-// (run) owns that state; everything else talks to it through channels.
+// Hub owns the set of connections and their subscriptions, under a lock:
+// a frame's handler subscribes, publishes and answers on its own goroutine,
+// with no hand-off to another (each hand-off was a wait in a run queue
+// under load).
 type Hub struct {
 	cfg      Config
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 	allowed  map[string]bool
 
-	register   chan *Conn
-	unregister chan *Conn
-	subscribe  chan subscription
-	publish    chan publication
-	direct     chan directSend
-	closeAll   chan chan struct{}
-	stopped    chan struct{}
+	state   hubState
+	stopped chan struct{} // closed by Shutdown once every connection was told
 
 	ctx      context.Context // cancelled at shutdown, handed to the Handler
 	cancel   context.CancelFunc
@@ -104,24 +101,8 @@ type Hub struct {
 	perClient map[string]int
 }
 
-type subscription struct {
-	conn  *Conn
-	topic string
-}
-
-type publication struct {
-	topic   string
-	render  Render
-	exclude string
-}
-
-type directSend struct {
-	conn   string
-	render Render
-}
-
 // Render makes a frame for connections tagged tag (see Conn.SetTag). It
-// runs on the hub's goroutine, once per tag among the listeners.
+// runs on the publisher's goroutine, once per tag among the listeners.
 type Render func(tag string) []byte
 
 // New returns a running hub.
@@ -133,17 +114,12 @@ func New(cfg Config, log *slog.Logger) *Hub {
 	ctx, cancel := context.WithCancel(context.Background())
 	hb := &Hub{
 		cfg: cfg, log: log,
-		allowed:    map[string]bool{},
-		perClient:  map[string]int{},
-		register:   make(chan *Conn),
-		unregister: make(chan *Conn),
-		subscribe:  make(chan subscription),
-		publish:    make(chan publication, 256),
-		direct:     make(chan directSend, 256),
-		idPrefix:   randomPrefix(),
-		closeAll:   make(chan chan struct{}),
-		stopped:    make(chan struct{}),
-		ctx:        ctx, cancel: cancel,
+		allowed:   map[string]bool{},
+		perClient: map[string]int{},
+		state:     hubState{conns: map[*Conn]bool{}, byID: map[string]*Conn{}, topics: map[string]map[*Conn]bool{}},
+		idPrefix:  randomPrefix(),
+		stopped:   make(chan struct{}),
+		ctx:       ctx, cancel: cancel,
 	}
 	for _, o := range cfg.AllowedOrigins {
 		hb.allowed[strings.ToLower(strings.TrimRight(o, "/"))] = true
@@ -155,7 +131,7 @@ func New(cfg Config, log *slog.Logger) *Hub {
 		CheckOrigin:      hb.OriginAllowed,
 		HandshakeTimeout: cfg.Limits.HandshakeTimeout,
 	}
-	go hb.run()
+	go hb.pinger()
 	return hb
 }
 
@@ -176,46 +152,51 @@ func (h *Hub) OriginAllowed(r *http.Request) bool {
 	return h.allowed[strings.ToLower(origin)]
 }
 
-func (h *Hub) run() {
-	defer close(h.stopped)
-	st := &hubState{conns: map[*Conn]bool{}, byID: map[string]*Conn{}, topics: map[string]map[*Conn]bool{}}
-	// One ticker pings every connection, rather than a timer per socket.
+// pinger pings every connection on one ticker, rather than a timer per
+// socket, until Shutdown.
+func (h *Hub) pinger() {
 	ping := time.NewTicker(h.cfg.PongWait * 9 / 10)
 	defer ping.Stop()
 	for {
 		select {
 		case now := <-ping.C:
-			st.ping(now, h.cfg.Limits.IdleTimeout)
-		case c := <-h.register:
-			st.conns[c], st.byID[c.id] = true, c
-		case c := <-h.unregister:
-			if st.conns[c] {
-				st.leave(c)
-				delete(st.conns, c)
-				delete(st.byID, c.id)
-			}
-		case sub := <-h.subscribe:
-			st.join(sub.conn, sub.topic)
-		case p := <-h.publish:
-			deliver(st.topics[p.topic], p)
-		case d := <-h.direct:
-			if c := st.byID[d.conn]; c != nil {
-				c.Send(d.render(c.Tag()))
-			}
-		case done := <-h.closeAll:
-			st.closeAll()
-			close(done)
+			h.ping(now, h.cfg.Limits.IdleTimeout)
+		case <-h.stopped:
 			return
 		}
 	}
 }
 
-// hubState is the set of connections and their topics, owned by run's
-// goroutine.
+// hubState is the set of connections and their topics. Its lock is held
+// only to read or change the maps: never while a frame is rendered or
+// written.
 type hubState struct {
+	mu     sync.Mutex
+	closed bool // Shutdown has begun: no connection joins
 	conns  map[*Conn]bool
 	byID   map[string]*Conn
 	topics map[string]map[*Conn]bool
+}
+
+// add counts a new connection in, unless the hub is shutting down.
+func (st *hubState) add(c *Conn) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return false
+	}
+	st.conns[c], st.byID[c.id] = true, c
+	return true
+}
+
+func (st *hubState) remove(c *Conn) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.conns[c] {
+		st.leave(c)
+		delete(st.conns, c)
+		delete(st.byID, c.id)
+	}
 }
 
 func (st *hubState) leave(c *Conn) {
@@ -230,6 +211,8 @@ func (st *hubState) leave(c *Conn) {
 
 // join moves a connection to topic; one that has gone is ignored.
 func (st *hubState) join(c *Conn, topic string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	if !st.conns[c] {
 		return
 	}
@@ -241,10 +224,45 @@ func (st *hubState) join(c *Conn, topic string) {
 	st.topics[topic][c] = true
 }
 
+// listeners are the connections on topic but exclude.
+func (st *hubState) listeners(topic, exclude string) []*Conn {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	subs := st.topics[topic]
+	if len(subs) == 0 {
+		return nil
+	}
+	out := make([]*Conn, 0, len(subs))
+	for c := range subs {
+		if c.id != exclude {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (st *hubState) conn(id string) *Conn {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.byID[id]
+}
+
+// all lists every connection; close also shuts the state to newcomers.
+func (st *hubState) all(close bool) []*Conn {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.closed = st.closed || close
+	out := make([]*Conn, 0, len(st.conns))
+	for c := range st.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
 // ping queues a ping for every connection and closes the ones whose
 // client has been silent longer than idle (0: never).
-func (st *hubState) ping(now time.Time, idle time.Duration) {
-	for c := range st.conns {
+func (h *Hub) ping(now time.Time, idle time.Duration) {
+	for _, c := range h.state.all(false) {
 		if idle > 0 && now.Sub(time.Unix(0, c.lastFrame.Load())) > idle {
 			go c.closeWith(websocket.CloseNormalClosure, "idle timeout")
 			continue
@@ -253,27 +271,25 @@ func (st *hubState) ping(now time.Time, idle time.Duration) {
 	}
 }
 
-// closeAll tells every connection the server is going away, in parallel.
-func (st *hubState) closeAll() {
+// closeAll tells every connection the server is going away, in parallel,
+// and lets no new one join.
+func (h *Hub) closeAll() {
 	var wg sync.WaitGroup
-	for c := range st.conns {
+	for _, c := range h.state.all(true) {
 		wg.Go(func() { c.closeWith(websocket.CloseGoingAway, "server shutting down") })
 	}
 	wg.Wait()
 }
 
-// deliver renders p once per tag among the listeners and queues it for
-// each of them.
-func deliver(listeners map[*Conn]bool, p publication) {
+// deliver renders a frame once per tag among the listeners and queues it
+// for each of them.
+func deliver(listeners []*Conn, render Render) {
 	var rendered map[string][]byte // few tags: one per language in use
-	for c := range listeners {
-		if c.id == p.exclude {
-			continue
-		}
+	for _, c := range listeners {
 		tag := c.Tag()
 		frame, ok := rendered[tag]
 		if !ok {
-			frame = p.render(tag)
+			frame = render(tag)
 			if rendered == nil {
 				rendered = map[string][]byte{}
 			}
@@ -310,9 +326,7 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, handler Handler) {
 	// Counted before it is registered, so Shutdown, which closes what is
 	// registered, always waits for this reader too.
 	h.conns.Add(1)
-	select {
-	case h.register <- c:
-	case <-h.stopped:
+	if !h.state.add(c) {
 		ws.Close()
 		h.release(client)
 		h.conns.Done()
@@ -385,18 +399,14 @@ func refuse(w http.ResponseWriter, status int, why string) {
 // Publish queues a frame, rendered for each listener's tag, for every
 // connection subscribed to topic except the one whose ID is exclude.
 func (h *Hub) Publish(topic string, render Render, exclude string) {
-	select {
-	case h.publish <- publication{topic, render, exclude}:
-	case <-h.stopped:
-	}
+	deliver(h.state.listeners(topic, exclude), render)
 }
 
 // SendTo queues a frame, rendered for its tag, for the connection whose ID
 // is conn, if it is still open.
 func (h *Hub) SendTo(conn string, render Render) {
-	select {
-	case h.direct <- directSend{conn, render}:
-	case <-h.stopped:
+	if c := h.state.conn(conn); c != nil {
+		c.Send(render(c.Tag()))
 	}
 }
 
@@ -419,9 +429,8 @@ func randomPrefix() string {
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.shutOnce.Do(func() {
 		h.closing.Store(true)
-		done := make(chan struct{})
-		h.closeAll <- done
-		<-done
+		h.closeAll()
+		close(h.stopped)
 		h.cancel()
 	})
 	finished := make(chan struct{})

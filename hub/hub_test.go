@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -393,5 +394,43 @@ func TestConnectionIDsDifferBetweenHubs(t *testing.T) {
 	_, id2 := subscribeID(t, url2, "+1")
 	if id1 == id2 {
 		t.Fatalf("two hubs (a restart) both named their first connection %q", id1)
+	}
+}
+
+// publishThenReply publishes each frame to the connection's own topic and
+// then replies to it.
+type publishThenReply struct{ h *Hub }
+
+func (p publishThenReply) HandleFrame(_ context.Context, c *Conn, frame []byte) {
+	c.Subscribe("own")
+	n := string(frame)
+	p.h.Publish("own", same([]byte("published "+n)), "")
+	c.Reply([]byte("reply " + n))
+}
+
+func TestAReplyWrittenOnTheReaderKeepsItsPlaceBehindQueuedFrames(t *testing.T) {
+	h := New(Config{FramesPerSec: 1000, FrameBurst: 1000}, slog.New(slog.DiscardHandler))
+	srv := httptest.NewServer(h.Endpoint(publishThenReply{h}))
+	t.Cleanup(srv.Close)
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	// Rounds of 5 frames: 10 answers fit in the send queue (16), so no
+	// round may drop the connection as too slow.
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for round := range 40 {
+		for i := range 5 {
+			ws.WriteMessage(websocket.TextMessage, []byte(strconv.Itoa(round*5+i)))
+		}
+		for i := range 5 {
+			n := strconv.Itoa(round*5 + i)
+			for _, want := range []string{"published " + n, "reply " + n} {
+				if _, msg, err := ws.ReadMessage(); err != nil || string(msg) != want {
+					t.Fatalf("got %q, %v; want %q", msg, err, want)
+				}
+			}
+		}
 	}
 }

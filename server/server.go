@@ -147,9 +147,10 @@ func (f *Frontend) answerError(c *hub.Conn, lang string, req request, err error)
 	f.send(c, f.Texts.renderForm(internalError, lang, ""), internalError)
 }
 
+// send answers a frame; it runs on the connection's reader, as Reply must.
 func (f *Frontend) send(c *hub.Conn, frame []byte, sent form) {
 	f.counter().Answer(sent.event, sent.reason)
-	c.Send(frame)
+	c.Reply(frame)
 }
 
 func (f *Frontend) hostOf(origin string) string {
