@@ -95,7 +95,7 @@ type listenConfig struct {
 	proxies     string
 	trusted     []netip.Prefix // proxies whose forwarding headers name the client
 	gcPercent   int            // GOGC
-	memoryLimit int64          // GOMEMLIMIT in MiB; 0: none
+	memoryLimit int64          // GOMEMLIMIT in MiB; 0: none; -1: from the connection cap
 }
 
 func (c *listenConfig) flags(fs *flag.FlagSet) {
@@ -106,7 +106,7 @@ func (c *listenConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve net/http/pprof here (loopback only, e.g. 127.0.0.1:6060)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the public one (e.g. 127.0.0.1:9100)")
 	fs.IntVar(&c.gcPercent, "gc-percent", defaultGCPercent, "garbage collector target (GOGC): heap growth in percent before a collection")
-	fs.Int64Var(&c.memoryLimit, "memory-limit-mb", 0, "soft memory limit for the Go runtime (GOMEMLIMIT) in MiB; the collector runs harder near it (0: none)")
+	fs.Int64Var(&c.memoryLimit, "memory-limit-mb", -1, "soft memory limit for the Go runtime (GOMEMLIMIT) in MiB; the collector runs harder near it (default: 64 MiB and 8 KiB per connection -max-connections allows, unless GOMEMLIMIT is set; 0: none)")
 	fs.StringVar(&c.proxies, "trusted-proxies", "", "CIDRs of reverse proxies whose X-Forwarded-For/Forwarded name the client (e.g. 10.0.0.0/8); empty: the TCP peer is the client")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log lines as text or json")
 	fs.IntVar(&c.conns.Max, "max-connections", -1, "open WebSockets at most; more are refused with 503 (default: the open-files limit, raised to its hard limit, less 512; 0: no cap)")
@@ -125,7 +125,7 @@ func (c *listenConfig) check(func(string) string) error {
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return fmt.Errorf("log format %q: want text or json", c.logFormat)
 	}
-	if c.gcPercent < 10 || c.memoryLimit < 0 {
+	if c.gcPercent < 10 || c.memoryLimit < -1 {
 		return fmt.Errorf("-gc-percent %d / -memory-limit-mb %d: want at least 10 and not negative", c.gcPercent, c.memoryLimit)
 	}
 	var err error
@@ -135,8 +135,22 @@ func (c *listenConfig) check(func(string) string) error {
 
 // defaultGCPercent trades memory for CPU: a flow allocates about 40 KB and
 // lives briefly, so collecting less often cuts the collector's share of the
-// CPU (measured with flowload; see bench/RESULTS.md).
-const defaultGCPercent = 200
+// CPU. The default memory limit (memoryBudget) bounds what that costs: near
+// it the collector runs harder and hands freed memory back, so an idle
+// socket still costs under 12 KB (measured with flowload; see
+// bench/RESULTS.md).
+const defaultGCPercent = 400
+
+// memoryBudget is the default soft memory limit for a connection cap: a
+// base for the program and its caches, and what an idle socket needs
+// (about 7.5 KB measured) with a little room, per allowed connection. No
+// cap, no default limit.
+func memoryBudget(maxConns int) (mib int64) {
+	if maxConns <= 0 {
+		return 0
+	}
+	return 64 + int64(maxConns)*8/1024
+}
 
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)

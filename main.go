@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -66,11 +67,11 @@ func serve(ctx context.Context, in invocation) error {
 	logs := newBufferedLog(in.stderr)
 	defer logs.Close()
 	log := newLogger(cfg.listen.logFormat, logs)
-	tuneRuntime(cfg.listen)
 	if files := raiseFileLimit(); cfg.listen.conns.Max < 0 {
 		cfg.listen.conns.Max = connectionCap(files)
 		log.Info("connection cap", "event", "start", "reason", "max_connections", "max", cfg.listen.conns.Max, "open_files", files)
 	}
+	tuneRuntime(cfg.listen, in.getenv, log)
 	store, peers, err := openState(cfg.listen, in.getenv, log)
 	if err != nil {
 		return err
@@ -230,13 +231,24 @@ func (a *app) shutdown(srv *http.Server) error {
 	return nil
 }
 
-// tuneRuntime sets the collector from the flags (which win over GOGC and
-// GOMEMLIMIT in the environment).
-func tuneRuntime(cfg listenConfig) {
+// tuneRuntime sets the collector from the flags, which win over GOGC and
+// GOMEMLIMIT in the environment; the default memory limit follows the
+// connection cap, unless GOMEMLIMIT names one.
+func tuneRuntime(cfg listenConfig, getenv func(string) string, log *slog.Logger) {
 	debug.SetGCPercent(cfg.gcPercent)
-	if cfg.memoryLimit > 0 {
-		debug.SetMemoryLimit(cfg.memoryLimit << 20)
+	limit := cfg.memoryLimit
+	if limit < 0 {
+		if getenv("GOMEMLIMIT") != "" {
+			return
+		}
+		limit = memoryBudget(cfg.conns.Max)
 	}
+	if limit == 0 {
+		debug.SetMemoryLimit(math.MaxInt64) // none, whatever GOMEMLIMIT says
+		return
+	}
+	debug.SetMemoryLimit(limit << 20)
+	log.Info("memory limit", "event", "start", "reason", "memory_limit", "mib", limit, "gc_percent", cfg.gcPercent)
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {
