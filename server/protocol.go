@@ -28,17 +28,20 @@ type request struct {
 	Lang     string
 }
 
+// envelope and payload hold values, not pointers: a field that is
+// missing, null or empty is the same refusal, and every pointer was an
+// allocation per frame. Data stays a pointer to tell a missing object.
 type envelope struct {
-	Event *string  `json:"event"`
+	Event string   `json:"event"`
 	Data  *payload `json:"data"`
 }
 
 type payload struct {
-	PhoneNumber *string `json:"phone_number"`
-	Code        *string `json:"code"`
-	Reverify    *bool   `json:"reverify"`
-	Channel     *string `json:"channel"`
-	Lang        *string `json:"lang"`
+	PhoneNumber string `json:"phone_number"`
+	Code        string `json:"code"`
+	Reverify    bool   `json:"reverify"`
+	Channel     string `json:"channel"`
+	Lang        string `json:"lang"`
 }
 
 // errBadFrame is wrapped by every decoding error; the text after it is
@@ -68,40 +71,31 @@ func decodeFrame(frame []byte) (request, error) {
 		}
 		return request{}, badFrame("the message is not a JSON object")
 	}
-	if env.Event == nil {
-		return request{}, badFrame("missing event")
-	}
-	switch *env.Event {
+	switch env.Event {
 	case eventRegister, eventVerify, eventResume, eventAppAdd, eventAppConfirm, eventAppRemove:
+	case "":
+		return request{}, badFrame("missing event")
 	default:
-		return request{}, badFrame("unknown event %q", truncate(*env.Event, 32))
+		return request{}, badFrame("unknown event %q", truncate(env.Event, 32))
 	}
 	if env.Data == nil {
 		return request{}, badFrame("data must be an object")
 	}
-	return env.Data.request(*env.Event)
+	return env.Data.request(env.Event)
 }
 
 // request checks that the payload carries what event needs.
 func (p *payload) request(event string) (request, error) {
-	req := request{Event: event, Lang: languageTag(deref(p.Lang)), Channel: deref(p.Channel),
-		Reverify: p.Reverify != nil && *p.Reverify}
-	if req.Phone = deref(p.PhoneNumber); req.Phone == "" {
+	req := request{Event: event, Lang: languageTag(p.Lang), Channel: p.Channel, Reverify: p.Reverify}
+	if req.Phone = p.PhoneNumber; req.Phone == "" {
 		return req, badFrame("missing phone_number")
 	}
 	if event == eventVerify || event == eventAppConfirm {
-		if req.Code = deref(p.Code); req.Code == "" {
+		if req.Code = p.Code; req.Code == "" {
 			return req, badFrame("missing code")
 		}
 	}
 	return req, nil
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 // languageTag keeps the primary subtag of a BCP 47 tag ("es-MX" -> "es"),
