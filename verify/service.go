@@ -246,13 +246,18 @@ func (s *Service) logged(op string, o Outcome, attrs ...any) Outcome {
 	if o.Kind == RateLimited || o.Kind == SendFailed {
 		level = slog.LevelWarn
 	}
-	for i, a := range attrs {
-		if err, ok := a.(error); ok && o.Phone != "" {
-			attrs[i] = strings.ReplaceAll(err.Error(), o.Phone, MaskPhone(o.Phone))
+	// Attrs on the stack rather than boxed pairs: two log lines a flow.
+	var buf [6]slog.Attr
+	line := append(buf[:0], slog.String("event", op), slog.String("reason", o.Kind.String()), slog.String("phone", MaskPhone(o.Phone)))
+	for i := 0; i+1 < len(attrs); i += 2 {
+		key, _ := attrs[i].(string)
+		v := attrs[i+1]
+		if err, ok := v.(error); ok && o.Phone != "" {
+			v = strings.ReplaceAll(err.Error(), o.Phone, MaskPhone(o.Phone))
 		}
+		line = append(line, slog.Any(key, v))
 	}
-	attrs = append([]any{"event", op, "reason", o.Kind.String(), "phone", MaskPhone(o.Phone)}, attrs...)
-	s.log.Log(context.Background(), level, op, attrs...)
+	s.log.LogAttrs(context.Background(), level, op, line...)
 	return o
 }
 
