@@ -54,6 +54,8 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	gatherWait time.Duration // gatherWait; tests change it
+
 	unreadable *record.Unreadable
 
 	keys   *numberKeys
@@ -97,6 +99,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 		writes:  make(chan *write),
 		closing: make(chan struct{}),
 		stopped: make(chan struct{}),
+
+		gatherWait: gatherWait,
 	}
 	for _, opt := range opts {
 		opt(s)
@@ -282,11 +286,17 @@ func (s *Store) Update(ctx context.Context, phone string, fn func(*verify.Record
 	return <-w.done
 }
 
-// writer commits every write waiting at the moment in one transaction: at
-// low load a write waits for nothing, under load one fsync serves many.
+// writer commits the writes waiting in one transaction. At low load a
+// write waits for nothing. Under load (the last transaction carried more
+// than one write) it gathers for up to gatherWait first: each commit
+// rewrites the pages on the way to every record it touches, so a commit of
+// a few writes cost several times as much per write as one of dozens.
 func (s *Store) writer() {
 	defer close(s.stopped)
 	batch := make([]*write, 0, maxBatch)
+	loaded := false
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
 		select {
 		case w := <-s.writes:
@@ -294,17 +304,51 @@ func (s *Store) writer() {
 		case <-s.closing:
 			return
 		}
-	gather:
-		for len(batch) < maxBatch {
-			select {
-			case w := <-s.writes:
-				batch = append(batch, w)
-			default:
-				break gather
-			}
-		}
+		batch = s.gather(batch, loaded, timer)
+		loaded = len(batch) > 1
 		s.commit(batch)
 	}
+}
+
+// gatherWait is how long a write may wait under load for others to share
+// its commit. Measured with flowload's open model at 1,428 flows/s: 2 ms
+// cut the server's CPU per flow by 13% (0.61-0.65 against 0.72-0.73 ms)
+// and, with the CPU it freed, left the p99 latencies where they were.
+const gatherWait = 2 * time.Millisecond
+
+// gather adds the writes waiting now to batch and, when loaded, those
+// arriving within s.gatherWait, up to maxBatch.
+func (s *Store) gather(batch []*write, loaded bool, timer *time.Timer) []*write {
+	batch = s.waiting(batch)
+	if !loaded || len(batch) >= maxBatch || s.gatherWait <= 0 {
+		return batch
+	}
+	timer.Reset(s.gatherWait)
+	defer timer.Stop()
+	for len(batch) < maxBatch {
+		select {
+		case w := <-s.writes:
+			batch = append(batch, w)
+		case <-timer.C:
+			return batch
+		case <-s.closing:
+			return batch
+		}
+	}
+	return batch
+}
+
+// waiting adds the writes waiting now to batch, up to maxBatch.
+func (s *Store) waiting(batch []*write) []*write {
+	for len(batch) < maxBatch {
+		select {
+		case w := <-s.writes:
+			batch = append(batch, w)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // fnError marks an error returned by a caller's function: it refuses that

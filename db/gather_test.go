@@ -1,0 +1,61 @@
+package db
+
+import (
+	"testing"
+	"time"
+)
+
+func gatherStore(wait time.Duration) *Store {
+	return &Store{writes: make(chan *write), closing: make(chan struct{}), gatherWait: wait}
+}
+
+// Under load a commit waits for writes to share it, up to a full batch.
+func TestUnderLoadACommitGathersTheWritesArrivingSoon(t *testing.T) {
+	s := gatherStore(time.Hour) // only a full batch ends the wait
+	go func() {
+		for range maxBatch - 1 {
+			s.writes <- &write{}
+		}
+	}()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	if got := s.gather([]*write{{}}, true, timer); len(got) != maxBatch {
+		t.Fatalf("gathered %d writes, want a full batch of %d", len(got), maxBatch)
+	}
+}
+
+// At low load (the last commit carried one write) nothing waits.
+func TestALoneWriteCommitsAtOnce(t *testing.T) {
+	s := gatherStore(time.Hour)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	done := make(chan int)
+	go func() { done <- len(s.gather([]*write{{}}, false, timer)) }()
+	select {
+	case n := <-done:
+		if n != 1 {
+			t.Fatalf("batch of %d", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a lone write waited for company")
+	}
+}
+
+// Close ends the wait: the gathered writes still commit.
+func TestCloseEndsTheGathering(t *testing.T) {
+	s := gatherStore(time.Hour)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	done := make(chan int)
+	go func() { done <- len(s.gather([]*write{{}}, true, timer)) }()
+	s.writes <- &write{}
+	close(s.closing)
+	select {
+	case n := <-done:
+		if n != 2 {
+			t.Fatalf("batch of %d, want the 2 handed over", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("gathering went on after Close")
+	}
+}
