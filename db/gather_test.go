@@ -24,38 +24,39 @@ func TestUnderLoadACommitGathersTheWritesArrivingSoon(t *testing.T) {
 	}
 }
 
-// At low load (the last commit carried one write) nothing waits.
-func TestALoneWriteCommitsAtOnce(t *testing.T) {
-	s := gatherStore(time.Hour)
+// gatherAwait runs gather in the background, lets more happen, and
+// returns how many writes it gathered; it fails when gather never returns.
+func gatherAwait(t *testing.T, s *Store, loaded bool, meanwhile func()) int {
+	t.Helper()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	done := make(chan int)
-	go func() { done <- len(s.gather([]*write{{}}, false, timer)) }()
+	go func() { done <- len(s.gather([]*write{{}}, loaded, timer)) }()
+	meanwhile()
 	select {
 	case n := <-done:
-		if n != 1 {
-			t.Fatalf("batch of %d", n)
-		}
+		return n
 	case <-time.After(10 * time.Second):
-		t.Fatal("a lone write waited for company")
+		t.Fatal("gather never returned")
+		return 0
+	}
+}
+
+// At low load (the last commit carried one write) nothing waits.
+func TestALoneWriteCommitsAtOnce(t *testing.T) {
+	if n := gatherAwait(t, gatherStore(time.Hour), false, func() {}); n != 1 {
+		t.Fatalf("batch of %d", n)
 	}
 }
 
 // Close ends the wait: the gathered writes still commit.
 func TestCloseEndsTheGathering(t *testing.T) {
 	s := gatherStore(time.Hour)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	done := make(chan int)
-	go func() { done <- len(s.gather([]*write{{}}, true, timer)) }()
-	s.writes <- &write{}
-	close(s.closing)
-	select {
-	case n := <-done:
-		if n != 2 {
-			t.Fatalf("batch of %d, want the 2 handed over", n)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("gathering went on after Close")
+	n := gatherAwait(t, s, true, func() {
+		s.writes <- &write{}
+		close(s.closing)
+	})
+	if n != 2 {
+		t.Fatalf("batch of %d, want the 2 handed over", n)
 	}
 }
