@@ -28,6 +28,13 @@ func TestDecodeFrame(t *testing.T) {
 			want: request{Event: "register", Phone: "+14155552671", Channel: "call", Lang: "es"}},
 		{in: `{"event":"register","data":{"phone_number":"+1","channel":7}}`, bad: true},
 		{in: `{"event":"register","data":{"phone_number":"+1","channel":["sms"]}}`, bad: true},
+		// Missing, null and empty are one refusal each.
+		{in: `{"data":{"phone_number":"+1"}}`, bad: true},
+		{in: `{"event":null,"data":{"phone_number":"+1"}}`, bad: true},
+		{in: `{"event":"","data":{"phone_number":"+1"}}`, bad: true},
+		{in: `{"event":"register","data":{"phone_number":null}}`, bad: true},
+		{in: `{"event":"verify","data":{"phone_number":"+1","code":null}}`, bad: true},
+		{in: `{"event":"register","data":{"phone_number":"+1","reverify":null,"lang":null}}`, want: request{Event: "register", Phone: "+1"}},
 	}
 	for _, tc := range cases {
 		got, err := decodeFrame([]byte(tc.in))
