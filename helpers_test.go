@@ -310,22 +310,31 @@ func wrongCode(code string) string {
 
 func numberN(i int) string { return fmt.Sprintf("+1415555%04d", 2000+i) }
 
-// signedStatus posts a delivery report as Twilio would, signed for the
-// callback URL Twilio was given, and returns the HTTP status.
-func signedStatus(t testing.TB, base, callback string, form url.Values) int {
+// postTwilio posts form to target as Twilio would, signed with token for
+// the URL Twilio was given (signedFor), and returns the status and body.
+func postTwilio(t testing.TB, target, signedFor, token string, form url.Values) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest("POST", base+"/twilio/status", strings.NewReader(form.Encode()))
+	req, err := http.NewRequest("POST", target, strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Twilio-Signature", faketwilio.Sign(fakeToken, callback, form))
+	req.Header.Set("X-Twilio-Signature", faketwilio.Sign(token, signedFor, form))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// signedStatus posts a delivery report as Twilio would, signed for the
+// callback URL Twilio was given, and returns the HTTP status.
+func signedStatus(t testing.TB, base, callback string, form url.Values) int {
+	t.Helper()
+	status, _ := postTwilio(t, base+"/twilio/status", callback, fakeToken, form)
+	return status
 }
 
 // postStatus reports status for the text to to, and wants it taken.

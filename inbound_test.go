@@ -1,13 +1,10 @@
 package main
 
 import (
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
-
-	"verifier/sms/faketwilio"
 )
 
 const inboundURL = "https://verify.example.com/twilio/inbound"
@@ -17,16 +14,7 @@ const inboundURL = "https://verify.example.com/twilio/inbound"
 func textUs(t *testing.T, ts *testServer, from, body, token string) (int, string) {
 	t.Helper()
 	form := url.Values{"From": {from}, "To": {"+15005550006"}, "Body": {body}, "MessageSid": {"SM0001"}}
-	req, _ := http.NewRequest("POST", ts.URL+"/twilio/inbound", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Twilio-Signature", faketwilio.Sign(token, inboundURL, form))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return postTwilio(t, ts.URL+"/twilio/inbound", inboundURL, token, form)
 }
 
 func startInboundServer(t *testing.T, args ...string) *testServer {
@@ -107,17 +95,9 @@ func TestMalformedInboundWebhooksChangeNothing(t *testing.T) {
 		{"From": {phone}, "Body": {"\x00\xff" + code[:3]}},     // half a code
 		{"From": {phone + "," + phone}, "Body": {code}},        // two senders in one
 	} {
-		req, _ := http.NewRequest("POST", ts.URL+"/twilio/inbound", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Twilio-Signature", faketwilio.Sign(fakeToken, inboundURL, form))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || strings.Contains(string(b), "<Message>") {
-			t.Errorf("%v: %d %q, want an empty TwiML answer", form, resp.StatusCode, b)
+		status, twiml := postTwilio(t, ts.URL+"/twilio/inbound", inboundURL, fakeToken, form)
+		if status != http.StatusOK || strings.Contains(twiml, "<Message>") {
+			t.Errorf("%v: %d %q, want an empty TwiML answer", form, status, twiml)
 		}
 	}
 	// The two texts from the right phone without a code were two tries.
