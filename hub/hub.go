@@ -92,7 +92,6 @@ type Hub struct {
 	cancel   context.CancelFunc
 	idPrefix string // random per hub, so an id stored before a restart names no new connection
 	nextID   atomic.Uint64
-	closing  atomic.Bool
 	conns    sync.WaitGroup // readers still running
 	shutOnce sync.Once
 
@@ -171,18 +170,21 @@ func (h *Hub) pinger() {
 // only to read or change the maps: never while a frame is rendered or
 // written.
 type hubState struct {
-	mu     sync.Mutex
-	closed bool // Shutdown has begun: no connection joins
-	conns  map[*Conn]bool
-	byID   map[string]*Conn
-	topics map[string]map[*Conn]bool
+	mu sync.Mutex
+	// closing is set when Shutdown begins, before it lists the connections
+	// to close: add reads it under mu, so a connection is either on that
+	// list or refused.
+	closing atomic.Bool
+	conns   map[*Conn]bool
+	byID    map[string]*Conn
+	topics  map[string]map[*Conn]bool
 }
 
 // add counts a new connection in, unless the hub is shutting down.
 func (st *hubState) add(c *Conn) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.closed {
+	if st.closing.Load() {
 		return false
 	}
 	st.conns[c], st.byID[c.id] = true, c
@@ -247,11 +249,10 @@ func (st *hubState) conn(id string) *Conn {
 	return st.byID[id]
 }
 
-// all lists every connection; close also shuts the state to newcomers.
-func (st *hubState) all(close bool) []*Conn {
+// all lists every connection.
+func (st *hubState) all() []*Conn {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.closed = st.closed || close
 	out := make([]*Conn, 0, len(st.conns))
 	for c := range st.conns {
 		out = append(out, c)
@@ -262,7 +263,7 @@ func (st *hubState) all(close bool) []*Conn {
 // ping queues a ping for every connection and closes the ones whose
 // client has been silent longer than idle (0: never).
 func (h *Hub) ping(now time.Time, idle time.Duration) {
-	for _, c := range h.state.all(false) {
+	for _, c := range h.state.all() {
 		if idle > 0 && now.Sub(time.Unix(0, c.lastFrame.Load())) > idle {
 			go c.closeWith(websocket.CloseNormalClosure, "idle timeout")
 			continue
@@ -271,11 +272,10 @@ func (h *Hub) ping(now time.Time, idle time.Duration) {
 	}
 }
 
-// closeAll tells every connection the server is going away, in parallel,
-// and lets no new one join.
+// closeAll tells every connection the server is going away, in parallel.
 func (h *Hub) closeAll() {
 	var wg sync.WaitGroup
-	for _, c := range h.state.all(true) {
+	for _, c := range h.state.all() {
 		wg.Go(func() { c.closeWith(websocket.CloseGoingAway, "server shutting down") })
 	}
 	wg.Wait()
@@ -307,7 +307,7 @@ func (h *Hub) Endpoint(handler Handler) http.Handler {
 
 // serve upgrades the request and starts serving the connection.
 func (h *Hub) serve(w http.ResponseWriter, r *http.Request, handler Handler) {
-	if h.closing.Load() {
+	if h.state.closing.Load() {
 		refuse(w, http.StatusServiceUnavailable, "server shutting down")
 		return
 	}
@@ -428,7 +428,7 @@ func randomPrefix() string {
 // away) and waits, until ctx ends, for their handlers to return.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.shutOnce.Do(func() {
-		h.closing.Store(true)
+		h.state.closing.Store(true)
 		h.closeAll()
 		close(h.stopped)
 		h.cancel()
