@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strconv"
 	"testing"
+
+	"github.com/nyaruka/phonenumbers"
 
 	"verifier/token"
 )
@@ -67,4 +70,32 @@ func BenchmarkParseFreshE164(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkUSValidity: the US validity check of a fresh +1 number, from
+// the precompiled plan and from libphonenumber, on the same numbers.
+func BenchmarkUSValidity(b *testing.B) {
+	nationals := make([]string, 4096)
+	nums := make([]*phonenumbers.PhoneNumber, len(nationals))
+	for i := range nationals {
+		nationals[i] = fmt.Sprintf("%03d%07d", 201+i%700, 2000000+i*977)
+		n, _ := strconv.ParseUint(nationals[i], 10, 64)
+		cc := int32(1)
+		nums[i] = &phonenumbers.PhoneNumber{CountryCode: &cc, NationalNumber: &n}
+	}
+	b.Run("precompiled plan", func(b *testing.B) {
+		p := usPlan()
+		i := 0
+		for b.Loop() {
+			p.valid(nationals[i%len(nationals)])
+			i++
+		}
+	})
+	b.Run("libphonenumber", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			phonenumbers.IsValidNumberForRegion(nums[i%len(nums)], "US")
+			i++
+		}
+	})
 }

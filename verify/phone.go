@@ -50,7 +50,7 @@ func parsePhone(input, defaultRegion string) (parsedPhone, error) {
 	// called apart, the region is looked up once. A +1 number valid in the
 	// US is the US's: it comes first among +1's regions (nanpFirst).
 	region := ""
-	if ok && nanpFirst && phonenumbers.IsValidNumberForRegion(num, "US") {
+	if ok && nanpFirst && validInUS(input[2:], num) {
 		region = "US"
 	} else if region = phonenumbers.GetRegionCodeForNumber(num); !phonenumbers.IsValidNumberForRegion(num, region) {
 		return parsedPhone{}, ErrInvalidPhone
@@ -65,6 +65,16 @@ func parsePhone(input, defaultRegion string) (parsedPhone, error) {
 		return parsedPhone{}, ErrInvalidPhone
 	}
 	return parsedPhone{e164, region}, nil
+}
+
+// validInUS answers phonenumbers.IsValidNumberForRegion(num, "US") for a
+// +1 number whose national significant number is national, from the
+// precompiled plan when there is one.
+func validInUS(national string, num *phonenumbers.PhoneNumber) bool {
+	if p := usPlan(); p != nil {
+		return p.valid(national)
+	}
+	return phonenumbers.IsValidNumberForRegion(num, "US")
 }
 
 // nanpFirst holds when the metadata lists the US first among +1's regions,

@@ -3,6 +3,7 @@ package verify
 import (
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -69,4 +70,43 @@ func TestTheNANPFastPathAgreesWithLibphonenumber(t *testing.T) {
 		t.Fatalf("%d of %d valid: the sample does not cover both kinds", valid, n)
 	}
 	t.Logf("%d numbers, %d valid, all agree", n, valid)
+}
+
+// TestTheUSPlanAnswersWhatLibphonenumberAnswers compares the precompiled
+// plan with IsValidNumberForRegion itself, both ways: a wrong "valid" would
+// let a bad number through, and a wrong "invalid" would only be slow (the
+// caller then asks libphonenumber), so the parse tests above cannot see it.
+func TestTheUSPlanAnswersWhatLibphonenumberAnswers(t *testing.T) {
+	plan := usPlan()
+	if plan == nil {
+		t.Fatal("no US plan in libphonenumber's metadata")
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var sample []string
+	for npa := range 1000 {
+		for _, nxx := range []int{0, 200, 555, 911, rng.IntN(1000), rng.IntN(1000)} {
+			sample = append(sample, fmt.Sprintf("%03d%03d%04d", npa, nxx, rng.IntN(10000)))
+		}
+	}
+	for range 30_000 {
+		sample = append(sample, fmt.Sprintf("%010d", rng.Uint64N(10_000_000_000)))
+	}
+	sample = append(sample, "", "2", "415555267", "41555526710", "8002345678", "9002345678", "5002345678")
+	valid := 0
+	for _, national := range sample {
+		n, _ := strconv.ParseUint(national, 10, 64)
+		countryCode := int32(1)
+		num := &phonenumbers.PhoneNumber{CountryCode: &countryCode, NationalNumber: &n}
+		want := national != "" && national[0] != '0' && phonenumbers.IsValidNumberForRegion(num, "US")
+		if got := plan.valid(national); got != want {
+			t.Fatalf("%s: plan says valid=%v, libphonenumber %v", national, got, want)
+		}
+		if want {
+			valid++
+		}
+	}
+	if valid < len(sample)/10 || valid == len(sample) {
+		t.Fatalf("%d of %d valid: the sample does not cover both kinds", valid, len(sample))
+	}
+	t.Logf("%d national numbers, %d valid, all agree", len(sample), valid)
 }
