@@ -127,9 +127,6 @@ func (c *Conn) readPump() {
 		if err != nil {
 			return
 		}
-		if !grown {
-			roomForHandlers()
-		}
 		if !flood.Allow() {
 			msg := websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "too many messages")
 			_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
@@ -139,6 +136,9 @@ func (c *Conn) readPump() {
 		now := time.Now()
 		_ = c.ws.SetReadDeadline(now.Add(wait))
 		c.lastFrame.Store(now.UnixNano())
+		if !grown {
+			roomForHandlers()
+		}
 		c.handler.HandleFrame(c.hub.ctx, c, frame)
 	}
 }
