@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -41,7 +42,7 @@ func (s *Service) askApp(ctx context.Context, a ask, current *Record) (Outcome, 
 	}
 	o := s.codeSent(a)
 	o.CodeLength = appDigits
-	return s.logged("register", o, "channel", AppChannel), nil
+	return s.logged("register", o, slog.String("channel", AppChannel)), nil
 }
 
 // appCheck decides a code from the app, at most one step of clock skew

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -165,7 +166,7 @@ func (s *Service) confirmLater(phone string, who Requester) {
 		ctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
 		defer cancel()
 		if err := s.confirm.Confirm(ctx, phone, who.Lang); err != nil {
-			s.logged("confirm", Outcome{Kind: ConfirmFailed, Phone: phone}, "err", err)
+			s.logged("confirm", Outcome{Kind: ConfirmFailed, Phone: phone}, slog.Any("err", err))
 			s.pub.Tell(who.ConnID, Outcome{Kind: ConfirmFailed, Phone: phone})
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 )
 
@@ -36,7 +37,7 @@ func (s *Service) expectText(ctx context.Context, a ask, rc Receiver) (Outcome, 
 	}
 	o := s.codeSent(a)
 	o.Code, o.SendTo = code, rc.Number()
-	return s.logged("register", o, "channel", a.channel), nil
+	return s.logged("register", o, slog.String("channel", a.channel)), nil
 }
 
 // digitRun finds a code in a text: the first run of 4 to 10 digits.

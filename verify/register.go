@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -105,7 +106,7 @@ func sameChannel(p *Pending, a ask) bool {
 func (s *Service) answerRefusal(r refused, a ask) Outcome {
 	if r.limit != "" {
 		s.observe.RateLimited(r.limit)
-		return s.logged("register", r.Outcome, "limit", r.limit, "client", a.who.ClientAddr)
+		return s.logged("register", r.Outcome, slog.String("limit", r.limit), slog.String("client", a.who.ClientAddr))
 	}
 	if locked, ok := s.takeLookup(a.who, a.phone, a.now); !ok {
 		return s.logged("register", locked)
@@ -162,7 +163,7 @@ func (s *Service) storeTestCode(ctx context.Context, a ask, code string) (Outcom
 	if _, err := s.storePending(ctx, a, p); err != nil {
 		return s.storeFailed(a, err)
 	}
-	return s.logged("register", s.codeSent(a), "test", true), nil
+	return s.logged("register", s.codeSent(a), slog.Bool("test", true)), nil
 }
 
 // sendCode takes a slot of every send limit, stores a fresh code durably
@@ -197,7 +198,7 @@ func (s *Service) sendCode(ctx context.Context, a ask, ch Channel) (Outcome, err
 	if a.channel != "call" && !p.Remote {
 		s.watchDelivery(a.phone, p)
 	}
-	return s.logged("register", s.codeSent(a), "channel", a.channel), nil
+	return s.logged("register", s.codeSent(a), slog.String("channel", a.channel)), nil
 }
 
 // deliver hands the stored code to the channel; a remote code is the

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -11,12 +12,12 @@ import (
 // answer. An engine that cannot answer leaves everything as it was.
 func (s *Service) checkRemote(ctx context.Context, phone, code string, now time.Time) (verdict, error) {
 	if s.engine == nil { // made by an engine this server no longer runs with
-		s.logged("verify", Outcome{Kind: CheckFailed, Phone: phone}, "err", errNoEngine)
+		s.logged("verify", Outcome{Kind: CheckFailed, Phone: phone}, slog.Any("err", errNoEngine))
 		return verdict{Outcome: Outcome{Kind: CheckFailed}}, ErrNoChange
 	}
 	right, checkErr := s.engine.Check(ctx, phone, code)
 	if checkErr != nil && !errors.Is(checkErr, ErrNoCode) && !errors.Is(checkErr, ErrChecksExhausted) {
-		s.logged("verify", Outcome{Kind: CheckFailed, Phone: phone}, "err", checkErr)
+		s.logged("verify", Outcome{Kind: CheckFailed, Phone: phone}, slog.Any("err", checkErr))
 		return verdict{Outcome: Outcome{Kind: CheckFailed}}, ErrNoChange
 	}
 	var v verdict

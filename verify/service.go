@@ -241,21 +241,19 @@ func (s *Service) pendingOutcome(kind Kind, phone string, p *Pending, now time.T
 // logged writes one line naming op and the outcome, and returns it. An
 // error among attrs is written with the number masked: providers quote it
 // ("The 'To' number +14155552671 is not a valid phone number").
-func (s *Service) logged(op string, o Outcome, attrs ...any) Outcome {
+func (s *Service) logged(op string, o Outcome, attrs ...slog.Attr) Outcome {
 	level := slog.LevelInfo
 	if o.Kind == RateLimited || o.Kind == SendFailed {
 		level = slog.LevelWarn
 	}
-	// Attrs on the stack rather than boxed pairs: two log lines a flow.
+	// On the stack, not boxed in interfaces: two log lines a flow.
 	var buf [6]slog.Attr
 	line := append(buf[:0], slog.String("event", op), slog.String("reason", o.Kind.String()), slog.String("phone", MaskPhone(o.Phone)))
-	for i := 0; i+1 < len(attrs); i += 2 {
-		key, _ := attrs[i].(string)
-		v := attrs[i+1]
-		if err, ok := v.(error); ok && o.Phone != "" {
-			v = strings.ReplaceAll(err.Error(), o.Phone, MaskPhone(o.Phone))
+	for _, a := range attrs {
+		if err, ok := a.Value.Any().(error); ok && o.Phone != "" {
+			a.Value = slog.StringValue(strings.ReplaceAll(err.Error(), o.Phone, MaskPhone(o.Phone)))
 		}
-		line = append(line, slog.Any(key, v))
+		line = append(line, a)
 	}
 	s.log.LogAttrs(context.Background(), level, op, line...)
 	return o

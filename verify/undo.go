@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"log/slog"
 )
 
 // deliveryFailed settles a code whose delivery failed, by what the failure
@@ -17,22 +18,22 @@ func (s *Service) deliveryFailed(ctx context.Context, a ask, sent, previous *Pen
 	switch {
 	case errors.Is(sendErr, ErrRejectedNumber):
 		s.settle(ctx, a.phone, sent, func(r *Record) { r.Pending = nil })
-		return s.logged("register", Outcome{Kind: NumberRejected, Phone: a.phone}, "err", sendErr)
+		return s.logged("register", Outcome{Kind: NumberRejected, Phone: a.phone}, slog.Any("err", sendErr))
 	case errors.Is(sendErr, ErrSendsExhausted):
 		s.unsend(ctx, a, sent, previous)
 		s.observe.RateLimited("engine_sends")
 		// The engine's window is its code's lifetime (ten minutes at Twilio).
-		return s.logged("register", Outcome{Kind: RateLimited, Phone: a.phone, RetryAfter: s.cfg.CodeTTL}, "err", sendErr)
+		return s.logged("register", Outcome{Kind: RateLimited, Phone: a.phone, RetryAfter: s.cfg.CodeTTL}, slog.Any("err", sendErr))
 	case errors.Is(sendErr, ErrNotSent):
 		s.unsend(ctx, a, sent, previous)
-		return s.logged("register", Outcome{Kind: SendFailed, Phone: a.phone}, "err", sendErr)
+		return s.logged("register", Outcome{Kind: SendFailed, Phone: a.phone}, slog.Any("err", sendErr))
 	}
 	s.settle(ctx, a.phone, sent, func(r *Record) {
 		uncertain := *r.Pending
 		uncertain.Uncertain = true
 		r.Pending = &uncertain
 	})
-	return s.logged("register", Outcome{Kind: SendUncertain, Phone: a.phone}, "err", sendErr)
+	return s.logged("register", Outcome{Kind: SendUncertain, Phone: a.phone}, slog.Any("err", sendErr))
 }
 
 // unsend undoes a send that provably never left: it gives back every slot
