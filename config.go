@@ -126,7 +126,7 @@ func (c *listenConfig) check(func(string) string) error {
 		return fmt.Errorf("log format %q: want text or json", c.logFormat)
 	}
 	if c.gcPercent < 10 || c.memoryLimit < -1 {
-		return fmt.Errorf("-gc-percent %d / -memory-limit-mb %d: want at least 10 and not negative", c.gcPercent, c.memoryLimit)
+		return fmt.Errorf("-gc-percent %d / -memory-limit-mb %d: want at least 10, and 0 or more (-1: from the connection cap)", c.gcPercent, c.memoryLimit)
 	}
 	var err error
 	c.trusted, err = clientip.ParseCIDRs(c.proxies)
